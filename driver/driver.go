@@ -1,0 +1,332 @@
+// Package driver is portal-volume's volume.Driver: it maps Docker volume
+// names and options to directories of the Portal tree,
+//
+//	<root>/app_data/<app>/<path>   and   <root>/shared/<name>,
+//
+// keeps one name per directory, refuses nesting, owns the volume roots as
+// asked, counts mounts, and keeps its records on the host (package state).
+// Naming and validation live in package spec, confined file operations in
+// package tree.
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/volume"
+	"github.com/sirupsen/logrus"
+
+	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/driver/state"
+	"github.com/portal/portal-volume/driver/tree"
+)
+
+// StateDirName is the default state directory, below the root.
+const StateDirName = ".portal-volume"
+
+// Config is what a Driver is made from.
+type Config struct {
+	Root        string   // the Portal tree; must exist
+	StateDir    string   // default <Root>/.portal-volume
+	SharedNames []string // the allowed shared directory names
+	BootID      string   // default: the kernel's
+	Log         logrus.FieldLogger
+}
+
+// Driver implements volume.Driver. One lock guards all of it: calls are
+// short, and Docker's own volume store serialises most of them per name
+// anyway, so finer locking would buy little and cost clarity.
+type Driver struct {
+	mu      sync.RWMutex
+	tree    *tree.Tree
+	records *state.Records
+	mounts  *state.Mounts
+	parser  spec.Parser
+	log     logrus.FieldLogger
+	index
+}
+
+var _ volume.Driver = (*Driver)(nil)
+
+// New opens the tree and loads the state; the driver answers correctly from
+// its first call.
+func New(c Config) (*Driver, error) {
+	if c.StateDir == "" {
+		c.StateDir = filepath.Join(c.Root, StateDirName)
+	}
+	if c.BootID == "" {
+		c.BootID = state.ReadBootID()
+	}
+	if c.Log == nil {
+		c.Log = logrus.StandardLogger()
+	}
+	t, err := tree.Open(c.Root)
+	if err != nil {
+		return nil, err
+	}
+	records, vols, err := state.OpenRecords(c.StateDir, c.Log)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	mounts, err := state.OpenMounts(c.StateDir, c.BootID, c.Log)
+	if err != nil {
+		t.Close()
+		records.Close()
+		return nil, err
+	}
+	d := &Driver{
+		tree: t, records: records, mounts: mounts,
+		parser: spec.Parser{SharedNames: c.SharedNames},
+		log:    c.Log,
+		index:  newIndex(len(vols)),
+	}
+	for i := range vols {
+		d.add(&vols[i])
+	}
+	c.Log.WithFields(logrus.Fields{"root": t.Root(), "state": c.StateDir, "volumes": len(vols)}).Info("state loaded")
+	return d, nil
+}
+
+// Close waits for calls in flight and releases the state.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return errors.Join(d.mounts.Close(), d.records.Close(), d.tree.Close())
+}
+
+// Create makes or adopts the volume's directory and records the volume.
+func (d *Driver) Create(r *volume.CreateRequest) error {
+	log := d.log.WithField("volume", r.Name)
+	s, err := d.parser.Parse(r.Name, r.Options)
+	if err != nil {
+		log.WithError(err).Warn("create refused")
+		return err
+	}
+	log = withSpec(log, s)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old := d.byName[r.Name]; old != nil {
+		if old.Spec == s {
+			log.Debug("create: volume exists with the same options")
+			return nil
+		}
+		err := changedOptionsError(old)
+		log.WithError(err).Warn("create refused")
+		return err
+	}
+	if err := d.conflict(r.Name, s); err != nil {
+		log.WithError(err).Warn("create refused")
+		return err
+	}
+	existed, err := d.makeDir(s)
+	if err != nil {
+		log.WithError(err).Warn("create refused")
+		return err
+	}
+	v := &state.Volume{Name: r.Name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)}
+	if err := d.records.Put(*v); err != nil {
+		if !existed {
+			// Nothing may stay on disk when Create fails. The directory is
+			// new and still empty: no container has seen it.
+			_ = d.tree.RemoveDir(s.Dir())
+		}
+		log.WithError(err).Error("create failed")
+		return err
+	}
+	d.add(v)
+	if existed {
+		log.Info("volume adopted an existing directory")
+	} else {
+		log.Info("volume created")
+	}
+	return nil
+}
+
+// Remove forgets the volume; with on_remove=delete it first deletes the
+// volume's own directory tree.
+func (d *Driver) Remove(r *volume.RemoveRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.lookup(r.Name)
+	if err != nil {
+		return err
+	}
+	log := withSpec(d.log.WithField("volume", r.Name), v.Spec)
+	if n := d.mounts.Count(r.Name); n > 0 {
+		err := fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", r.Name, n)
+		log.WithError(err).Warn("remove refused")
+		return err
+	}
+	deleted := v.Spec.OnRemove == spec.Delete && v.Spec.Shared == ""
+	if deleted {
+		// The data goes before the record: a crash in between leaves the
+		// volume known, and a second Remove finishes the delete.
+		if err := d.tree.RemoveDir(v.Spec.Dir()); err != nil {
+			log.WithError(err).Error("remove failed while deleting data")
+			return err
+		}
+	}
+	if err := d.records.Delete(r.Name); err != nil {
+		log.WithError(err).Error("remove failed")
+		return err
+	}
+	d.drop(v)
+	if deleted {
+		log.Info("volume removed and its directory deleted")
+	} else {
+		log.Info("volume removed; its directory and data are kept")
+	}
+	return nil
+}
+
+// Mount makes the directory again if it vanished, applies the owner and mode
+// again (Docker may have copied an image's directory and its owner into the
+// empty volume), and counts the mount.
+func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.lookup(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	log := d.log.WithFields(logrus.Fields{"volume": r.Name, "id": r.ID})
+	if _, err := d.makeDir(v.Spec); err != nil {
+		log.WithError(err).Warn("mount refused")
+		return nil, err
+	}
+	if err := d.mounts.Mount(r.Name, r.ID); err != nil {
+		log.WithError(err).Error("mount failed")
+		return nil, err
+	}
+	log.WithField("mounts", d.mounts.Count(r.Name)).Debug("mounted")
+	return &volume.MountResponse{Mountpoint: d.mountpoint(v)}, nil
+}
+
+// Unmount uncounts one mount. An unknown volume or ID is logged, not
+// refused: Docker must always be able to let go of a volume.
+func (d *Driver) Unmount(r *volume.UnmountRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	log := d.log.WithFields(logrus.Fields{"volume": r.Name, "id": r.ID})
+	known, err := d.mounts.Unmount(r.Name, r.ID)
+	switch {
+	case err != nil:
+		log.WithError(err).Error("unmount failed")
+		return err
+	case !known:
+		log.Info("unmount of a mount that is not counted; nothing to do")
+	default:
+		log.WithField("mounts", d.mounts.Count(r.Name)).Debug("unmounted")
+	}
+	return nil
+}
+
+// Get answers from memory.
+func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	v, err := d.lookup(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	s := v.Spec
+	return &volume.GetResponse{Volume: &volume.Volume{
+		Name:       v.Name,
+		Mountpoint: d.mountpoint(v),
+		CreatedAt:  v.CreatedAt.Format(time.RFC3339),
+		Status: map[string]any{
+			spec.KeyApp:      s.App,
+			spec.KeyPath:     s.Path,
+			spec.KeyUID:      s.UID,
+			spec.KeyGID:      s.GID,
+			spec.KeyMode:     s.ModeString(),
+			spec.KeyShared:   s.Shared,
+			spec.KeyOnRemove: s.OnRemove,
+			"mounts":         d.mounts.Count(v.Name),
+		},
+	}}, nil
+}
+
+// List answers from memory with names and mountpoints; Get has the rest.
+func (d *Driver) List() (*volume.ListResponse, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	vols := make([]*volume.Volume, 0, len(d.byName))
+	all := make([]volume.Volume, len(d.byName))
+	i := 0
+	for _, v := range d.byName {
+		all[i] = volume.Volume{Name: v.Name, Mountpoint: d.mountpoint(v)}
+		vols = append(vols, &all[i])
+		i++
+	}
+	return &volume.ListResponse{Volumes: vols}, nil
+}
+
+// Path answers from memory.
+func (d *Driver) Path(r *volume.PathRequest) (*volume.PathResponse, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	v, err := d.lookup(r.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &volume.PathResponse{Mountpoint: d.mountpoint(v)}, nil
+}
+
+// Capabilities: the tree is on this host only.
+func (d *Driver) Capabilities() *volume.CapabilitiesResponse {
+	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
+}
+
+func (d *Driver) lookup(name string) (*state.Volume, error) {
+	if v := d.byName[name]; v != nil {
+		return v, nil
+	}
+	return nil, fmt.Errorf("no such volume: %q", name)
+}
+
+// makeDir makes or adopts the volume's directory. An app volume's root gets
+// its owner and mode; a shared directory is made root-owned 0755 when missing
+// and otherwise used as it is.
+func (d *Driver) makeDir(s spec.Spec) (existed bool, err error) {
+	if s.Shared != "" {
+		return d.tree.MakeDir(s.Dir(), nil)
+	}
+	return d.tree.MakeDir(s.Dir(), &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
+}
+
+func (d *Driver) mountpoint(v *state.Volume) string { return d.tree.Path(v.Spec.Dir()) }
+
+func changedOptionsError(old *state.Volume) error {
+	how := "docker volume rm keeps its data (on_remove=keep), then create it again"
+	if old.Spec.OnRemove == spec.Delete {
+		how = "it has on_remove=delete, so docker volume rm deletes its data; move the data away first"
+	}
+	return fmt.Errorf("volume %q already exists with other options (%s); to change them remove it (%s)",
+		old.Name, describe(old.Spec), how)
+}
+
+// describe lists a spec as the options that give it.
+func describe(s spec.Spec) string {
+	if s.Shared != "" {
+		parts := []string{"shared=" + s.Shared}
+		if s.App != "" {
+			parts = append(parts, "app="+s.App)
+		}
+		return strings.Join(parts, " ")
+	}
+	return fmt.Sprintf("app=%s path=%s uid=%d gid=%d mode=%s on_remove=%s",
+		s.App, s.Path, s.UID, s.GID, s.ModeString(), s.OnRemove)
+}
+
+func withSpec(log logrus.FieldLogger, s spec.Spec) *logrus.Entry {
+	if s.Shared != "" {
+		return log.WithFields(logrus.Fields{"app": s.App, "shared": s.Shared})
+	}
+	return log.WithFields(logrus.Fields{"app": s.App, "path": s.Path})
+}

@@ -1,0 +1,97 @@
+package driver
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/driver/state"
+)
+
+// index finds volumes by name and app directories by path, so that the
+// one-name and no-nesting rules cost O(path depth), not O(volumes).
+type index struct {
+	byName map[string]*state.Volume
+	byDir  map[string]*state.Volume // app volumes only: shared ones may share
+	above  map[string]int           // every proper parent of an app volume's directory -> how many
+}
+
+func newIndex(n int) index {
+	return index{
+		byName: make(map[string]*state.Volume, n),
+		byDir:  make(map[string]*state.Volume, n),
+		above:  make(map[string]int, n),
+	}
+}
+
+func (x *index) add(v *state.Volume) {
+	x.byName[v.Name] = v
+	if v.Spec.Shared != "" {
+		return
+	}
+	dir := v.Spec.Dir()
+	x.byDir[dir] = v
+	for _, p := range parents(dir) {
+		x.above[p]++
+	}
+}
+
+func (x *index) drop(v *state.Volume) {
+	delete(x.byName, v.Name)
+	if v.Spec.Shared != "" {
+		return
+	}
+	dir := v.Spec.Dir()
+	delete(x.byDir, dir)
+	for _, p := range parents(dir) {
+		if x.above[p]--; x.above[p] == 0 {
+			delete(x.above, p)
+		}
+	}
+}
+
+// conflict refuses an app volume whose directory belongs to another volume,
+// lies inside one, or contains one: a container writing one volume must
+// never be able to redirect another through a symlink.
+func (x *index) conflict(name string, s spec.Spec) error {
+	if s.Shared != "" {
+		return nil
+	}
+	dir := s.Dir()
+	if other := x.byDir[dir]; other != nil {
+		return fmt.Errorf("directory app_data/%s%s already belongs to volume %q; use that name, or remove it first",
+			s.App, s.Path, other.Name)
+	}
+	for _, p := range parents(dir) {
+		if other := x.byDir[p]; other != nil {
+			return fmt.Errorf("path %s of app %s lies inside volume %q (path %s); volumes may not nest",
+				s.Path, s.App, other.Name, other.Spec.Path)
+		}
+	}
+	if x.above[dir] > 0 {
+		inner := "another volume"
+		for d, v := range x.byDir { // error path only
+			if strings.HasPrefix(d, dir+"/") {
+				inner = fmt.Sprintf("volume %q (path %s)", v.Name, v.Spec.Path)
+				break
+			}
+		}
+		return fmt.Errorf("path %s of app %s contains %s; volumes may not nest", s.Path, s.App, inner)
+	}
+	return nil
+}
+
+// parents lists the proper parents of an app volume's directory below
+// app_data/<app>: for app_data/a/x/y, app_data/a/x.
+func parents(dir string) []string {
+	var ps []string
+	// Skip "app_data/<app>": it is never a volume's directory.
+	start := len("app_data/")
+	start += strings.IndexByte(dir[start:], '/') + 1
+	for i := start; i < len(dir); i++ {
+		if dir[i] == '/' {
+			ps = append(ps, dir[:i])
+		}
+	}
+	return ps
+}

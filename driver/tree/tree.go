@@ -1,0 +1,257 @@
+// Package tree makes, adopts and deletes directories below one host
+// directory without ever following a symbolic link.
+//
+// Every path is walked one component at a time from a descriptor of the
+// root with openat(O_NOFOLLOW|O_DIRECTORY), and every change (mkdir, chown,
+// chmod, unlink) is made relative to a descriptor the walk opened. A symlink
+// planted anywhere below the root, even one that points back inside it, is
+// refused with an error that names it. os.Root is not enough here: it follows
+// symlinks that stay inside the root, and its Chown is racy on Unix.
+package tree
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrSymlink is wrapped by every error that refuses a symlink.
+var ErrSymlink = errors.New("is a symlink; portal-volume never follows symlinks below its root")
+
+// Tree is a host directory opened once; all paths are relative to it.
+type Tree struct {
+	root string
+	dir  *os.File
+}
+
+// Open opens root, which must be an existing directory. The root itself may
+// be reached through symlinks (it is the operator's choice); nothing below it
+// may.
+func Open(root string) (*Tree, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", abs, err)
+	}
+	return &Tree{root: abs, dir: os.NewFile(uintptr(fd), abs)}, nil
+}
+
+// Close releases the root descriptor.
+func (t *Tree) Close() error { return t.dir.Close() }
+
+// Root is the absolute host path of the tree.
+func (t *Tree) Root() string { return t.root }
+
+// Path is the host path of rel, a slash-separated path below the root.
+func (t *Tree) Path(rel string) string { return t.root + "/" + rel }
+
+// Owner is what MakeDir sets on the last component of a path.
+type Owner struct {
+	UID, GID uint32
+	Mode     uint32 // permission bits, at most 07777
+}
+
+// MakeDir makes rel (every missing component root-owned 0755) and returns
+// whether its last component existed already. When owner is not nil the
+// last component's owner and mode are set to it, whether it was made or
+// adopted; when owner is nil an existing last component is left as it is.
+func (t *Tree) MakeDir(rel string, owner *Owner) (existed bool, err error) {
+	comps := strings.Split(rel, "/")
+	parent, err := t.walk(comps[:len(comps)-1], true)
+	if err != nil {
+		return false, err
+	}
+	defer closeFd(parent)
+	last := comps[len(comps)-1]
+	fd, made, err := t.openDir(parent, rel, last, true)
+	if err != nil {
+		return false, err
+	}
+	defer closeFd(fd)
+	if owner != nil {
+		// chown before chmod: chown may clear set-id bits that mode asks for.
+		if err := unix.Fchown(fd, int(owner.UID), int(owner.GID)); err != nil {
+			return !made, t.pathErr("chown", rel, err)
+		}
+		if err := unix.Fchmod(fd, owner.Mode); err != nil {
+			return !made, t.pathErr("chmod", rel, err)
+		}
+	}
+	return !made, nil
+}
+
+// CheckDir reports whether rel exists as a directory reached without
+// symlinks. A missing component gives (false, nil); a symlink or a
+// non-directory gives an error naming it.
+func (t *Tree) CheckDir(rel string) (bool, error) {
+	fd, err := t.walk(strings.Split(rel, "/"), false)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	closeFd(fd)
+	return true, nil
+}
+
+// RemoveDir deletes rel and everything below it. Symlinks inside are
+// unlinked, never followed; the walk holds a descriptor of each directory it
+// empties, so renaming a directory during the delete cannot redirect it
+// outside rel. A missing rel is not an error; a symlink at rel or above it
+// is, and then nothing is deleted.
+func (t *Tree) RemoveDir(rel string) error {
+	comps := strings.Split(rel, "/")
+	parent, err := t.walk(comps[:len(comps)-1], false)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closeFd(parent)
+	last := comps[len(comps)-1]
+	fd, _, err := t.openDir(parent, rel, last, false)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = t.emptyDir(fd, rel)
+	closeFd(fd)
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(parent, last, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return t.pathErr("remove", rel, err)
+	}
+	return nil
+}
+
+// emptyDir deletes everything inside the directory open at fd.
+func (t *Tree) emptyDir(fd int, rel string) error {
+	// Read through a dup: os.File takes ownership of its descriptor.
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return t.pathErr("read", rel, err)
+	}
+	d := os.NewFile(uintptr(dup), rel)
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(256)
+		for _, name := range names {
+			if err := t.removeAt(fd, rel+"/"+name, name); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return t.pathErr("read", rel, err)
+		}
+	}
+}
+
+// removeAt deletes name in the directory open at dirfd: a file or symlink is
+// unlinked, a directory is emptied through a descriptor and then removed.
+func (t *Tree) removeAt(dirfd int, rel, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR {
+		return t.pathErr("remove", rel, err)
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return t.pathErr("open", rel, err)
+	}
+	err = t.emptyDir(fd, rel)
+	closeFd(fd)
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return t.pathErr("remove", rel, err)
+	}
+	return nil
+}
+
+// walk opens the directory at comps, making missing components when create
+// is set. The caller closes the returned descriptor.
+func (t *Tree) walk(comps []string, create bool) (int, error) {
+	fd, err := unix.Dup(int(t.dir.Fd()))
+	if err != nil {
+		return -1, err
+	}
+	for i, c := range comps {
+		next, _, err := t.openDir(fd, strings.Join(comps[:i+1], "/"), c, create)
+		closeFd(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
+}
+
+// openDir opens the directory name inside dirfd without following a
+// symlink, making it (root-owned 0755) when create is set and it is missing.
+// rel is its path below the root, for errors.
+func (t *Tree) openDir(dirfd int, rel, name string, create bool) (fd int, made bool, err error) {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	for attempt := 0; ; attempt++ {
+		fd, err = unix.Openat(dirfd, name, flags, 0)
+		if err == nil && made {
+			// Set through the descriptor, never by name: our umask and the
+			// parent's set-gid bit must not decide a parent's owner or mode.
+			if err = unix.Fchown(fd, 0, 0); err == nil {
+				err = unix.Fchmod(fd, 0o755)
+			}
+			if err != nil {
+				closeFd(fd)
+				return -1, false, t.pathErr("chown", rel, err)
+			}
+		}
+		if err == nil {
+			return fd, made, nil
+		}
+		switch {
+		case err == unix.ENOENT && create && attempt == 0:
+			err = unix.Mkdirat(dirfd, name, 0o755)
+			if err != nil && err != unix.EEXIST {
+				return -1, false, t.pathErr("mkdir", rel, err)
+			}
+			made = err == nil
+		case err == unix.ENOENT:
+			return -1, false, &os.PathError{Op: "open", Path: t.Path(rel), Err: os.ErrNotExist}
+		case err == unix.ELOOP || err == unix.ENOTDIR:
+			var st unix.Stat_t
+			if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				return -1, false, fmt.Errorf("%s %w", t.Path(rel), ErrSymlink)
+			}
+			return -1, false, fmt.Errorf("%s is not a directory", t.Path(rel))
+		default:
+			return -1, false, t.pathErr("open", rel, err)
+		}
+	}
+}
+
+func (t *Tree) pathErr(op, rel string, err error) error {
+	return &os.PathError{Op: op, Path: t.Path(rel), Err: err}
+}
+
+func closeFd(fd int) { _ = unix.Close(fd) }

@@ -1,0 +1,122 @@
+// Command portal-volume is the Docker volume plugin that gives Portal apps
+// their persistent directories. It serves the VolumeDriver protocol on a
+// unix socket, as a legacy plugin on the host (under systemd, by socket
+// activation) or as a managed plugin.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/docker/go-plugins-helpers/volume"
+	"github.com/sirupsen/logrus"
+
+	"github.com/portal/portal-volume/driver"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run is the daemon; it returns the exit code.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	s, err := parseSettings(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "portal-volume:", err)
+		return 2
+	}
+	log := newLogger(s, stdout)
+	if err := serve(s, log); err != nil {
+		log.WithError(err).Error("portal-volume stopped")
+		fmt.Fprintln(stderr, "portal-volume:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(s settings, out io.Writer) *logrus.Logger {
+	log := logrus.New()
+	// Stdout: dockerd logs a managed plugin's stderr at error level.
+	log.SetOutput(out)
+	log.SetLevel(s.LogLevel)
+	if s.LogFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	return log
+}
+
+// serve loads the state, then takes the socket, then tells systemd it is
+// ready: the first request is answered from the loaded state.
+func serve(s settings, log *logrus.Logger) error {
+	d, err := driver.New(driver.Config{Root: s.Root, SharedNames: s.Shared, Log: log})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	l, activated, err := listen(s.Socket)
+	if err != nil {
+		return err
+	}
+	log.WithFields(logrus.Fields{"socket": l.Addr().String(), "socket_activated": activated, "shared": s.Shared}).Info("serving")
+
+	served := make(chan error, 1)
+	go func() { served <- volume.NewHandler(logged{d, log}).Serve(l) }()
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.WithError(err).Warn("could not notify systemd")
+	}
+	stopWatchdog := watchdog(log)
+	defer stopWatchdog()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case got := <-sig:
+		log.WithField("signal", got.String()).Info("shutting down")
+		_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+		// Closing the listener stops new connections (and removes a socket
+		// file we made); d.Close, deferred, waits for calls in flight.
+		l.Close()
+		return nil
+	case err := <-served:
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve: %w", err)
+	}
+}
+
+// watchdog pings systemd's watchdog at half its interval when one is set.
+func watchdog(log *logrus.Logger) (stop func()) {
+	every, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || every == 0 {
+		return func() {}
+	}
+	t := time.NewTicker(every / 2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			case <-done:
+				return
+			}
+		}
+	}()
+	log.WithField("interval", every).Info("systemd watchdog enabled")
+	return func() { t.Stop(); close(done) }
+}

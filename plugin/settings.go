@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+// pluginSocketDir is where Docker looks for legacy plugins' sockets.
+const pluginSocketDir = "/run/docker/plugins"
+
+// settings are the daemon's settings: each a flag with an environment twin
+// (the twin is what a managed plugin's config.json sets). A flag given on
+// the command line wins over its twin.
+type settings struct {
+	Root      string
+	Socket    string // absolute path
+	LogLevel  logrus.Level
+	LogFormat string
+	Shared    []string
+}
+
+var (
+	socketNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	sharedNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+)
+
+// parseSettings reads args (without the program name) and the environment.
+// It returns one error naming the setting, the value and what is allowed.
+func parseSettings(args []string, getenv func(string) string, stderr io.Writer) (settings, error) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("portal-volume", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	root := fs.String("root", env("PORTAL_ROOT", "/home/portal/user_data"), "the Portal tree (env PORTAL_ROOT)")
+	socket := fs.String("socket", env("PORTAL_SOCKET", "portal-volume"), "socket: a name under "+pluginSocketDir+", or a path (env PORTAL_SOCKET)")
+	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	format := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json (env LOG_FORMAT)")
+	shared := fs.String("shared", env("SHARED_DIRS", "documents,media,music"), "allowed shared directory names, comma separated (env SHARED_DIRS)")
+	if err := fs.Parse(args); err != nil {
+		return settings{}, err
+	}
+	if fs.NArg() > 0 {
+		return settings{}, fmt.Errorf("unexpected argument %q: portal-volume takes only flags (see -h)", fs.Arg(0))
+	}
+	var s settings
+	var err error
+	if s.Root, err = parseRoot(*root); err != nil {
+		return settings{}, err
+	}
+	if s.Socket, err = parseSocket(*socket); err != nil {
+		return settings{}, err
+	}
+	if s.LogLevel, err = parseLevel(*level); err != nil {
+		return settings{}, err
+	}
+	if *format != "text" && *format != "json" {
+		return settings{}, fmt.Errorf("setting --log-format (LOG_FORMAT) = %q: want text or json", *format)
+	}
+	s.LogFormat = *format
+	if s.Shared, err = parseShared(*shared); err != nil {
+		return settings{}, err
+	}
+	return s, nil
+}
+
+func parseRoot(v string) (string, error) {
+	if !filepath.IsAbs(v) {
+		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an absolute path", v)
+	}
+	fi, err := os.Stat(v)
+	if err != nil {
+		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an existing directory: %w", v, errors.Unwrap(err))
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an existing directory, not a file", v)
+	}
+	return filepath.Clean(v), nil
+}
+
+func parseSocket(v string) (string, error) {
+	if strings.Contains(v, "/") {
+		if !filepath.IsAbs(v) {
+			return "", fmt.Errorf("setting --socket (PORTAL_SOCKET) = %q: want a name or an absolute path", v)
+		}
+		return filepath.Clean(v), nil
+	}
+	if !socketNamePattern.MatchString(v) {
+		return "", fmt.Errorf("setting --socket (PORTAL_SOCKET) = %q: want a name of A-Z a-z 0-9 _ . - or an absolute path", v)
+	}
+	return filepath.Join(pluginSocketDir, strings.TrimSuffix(v, ".sock")+".sock"), nil
+}
+
+func parseLevel(v string) (logrus.Level, error) {
+	allowed := []string{"debug", "info", "warn", "error"}
+	if !slices.Contains(allowed, v) {
+		return 0, fmt.Errorf("setting --log-level (LOG_LEVEL) = %q: want one of %s", v, strings.Join(allowed, ", "))
+	}
+	return logrus.ParseLevel(v)
+}
+
+func parseShared(v string) ([]string, error) {
+	var names []string
+	for _, n := range strings.Split(v, ",") {
+		n = strings.TrimSpace(n)
+		if !sharedNamePattern.MatchString(n) || n == "." || slices.Contains(names, n) {
+			return nil, fmt.Errorf("setting --shared (SHARED_DIRS) = %q: want distinct names of A-Z a-z 0-9 _ . -, comma separated, such as documents,media,music", v)
+		}
+		names = append(names, n)
+	}
+	return names, nil
+}
