@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Removes the managed plugin. Volume records and data stay in the host tree;
+# installing again brings every volume back. Idempotent.
+# Usage: scripts/uninstall-managed.sh [--name NAME]
+set -euo pipefail
+name=portal-volume
+[ "${1:-}" = --name ] && name=$2
+if docker plugin inspect "$name" >/dev/null 2>&1; then
+  docker plugin disable "$name" >/dev/null 2>&1 || true
+  docker plugin rm "$name" >/dev/null
+  echo "managed plugin $name removed; the Portal tree is untouched"
+else
+  echo "no managed plugin $name"
+fi
