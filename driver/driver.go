@@ -123,23 +123,20 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 		log.WithError(err).Warn("create refused")
 		return err
 	}
-	existed, err := d.makeDir(s)
+	made, err := d.makeDir(s)
 	if err != nil {
+		d.unmake(made)
 		log.WithError(err).Warn("create refused")
 		return err
 	}
 	v := &state.Volume{Name: r.Name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)}
 	if err := d.records.Put(*v); err != nil {
-		if !existed {
-			// Nothing may stay on disk when Create fails. The directory is
-			// new and still empty: no container has seen it.
-			_ = d.tree.RemoveDir(s.Dir())
-		}
+		d.unmake(made)
 		log.WithError(err).Error("create failed")
 		return err
 	}
 	d.add(v)
-	if existed {
+	if made == "" {
 		log.Info("volume adopted an existing directory")
 	} else {
 		log.Info("volume created")
@@ -290,14 +287,27 @@ func (d *Driver) lookup(name string) (*state.Volume, error) {
 	return nil, fmt.Errorf("no such volume: %q", name)
 }
 
-// makeDir makes or adopts the volume's directory. An app volume's root gets
-// its owner and mode; a shared directory is made root-owned 0755 when missing
-// and otherwise used as it is.
-func (d *Driver) makeDir(s spec.Spec) (existed bool, err error) {
+// makeDir makes or adopts the volume's directory and returns the topmost
+// directory it made ("" when the volume's directory existed). An app
+// volume's root gets its owner and mode; a shared directory is made
+// root-owned 0755 when missing and otherwise used as it is.
+func (d *Driver) makeDir(s spec.Spec) (made string, err error) {
 	if s.Shared != "" {
 		return d.tree.MakeDir(s.Dir(), nil)
 	}
 	return d.tree.MakeDir(s.Dir(), &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
+}
+
+// unmake deletes what a failed Create made, parents included: nothing may
+// stay on disk when Create fails. The directories are new and empty, and no
+// container has seen them.
+func (d *Driver) unmake(made string) {
+	if made == "" {
+		return
+	}
+	if err := d.tree.RemoveDir(made); err != nil {
+		d.log.WithError(err).WithField("dir", made).Warn("could not delete what a failed create made")
+	}
 }
 
 func (d *Driver) mountpoint(v *state.Volume) string { return d.tree.Path(v.Spec.Dir()) }

@@ -98,6 +98,11 @@ type Parser struct {
 
 // Parse validates name and opts and returns the volume they describe.
 func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
+	if !utf8.ValidString(name) {
+		// Records and the mount log are JSON, which turns invalid UTF-8
+		// into U+FFFD: the volume would come back under another name.
+		return Spec{}, &NameError{name, "want valid UTF-8"}
+	}
 	o, err := lowerKeys(opts)
 	if err != nil {
 		return Spec{}, err
@@ -193,9 +198,6 @@ func FoldPath(p string) (string, error) {
 	if !utf8.ValidString(p) {
 		return "", fmt.Errorf("want valid UTF-8")
 	}
-	if len(p) > maxPathLen {
-		return "", fmt.Errorf("want a path of at most %d bytes", maxPathLen)
-	}
 	var b strings.Builder
 	for _, c := range strings.Split(p, "/") {
 		switch {
@@ -210,6 +212,12 @@ func FoldPath(p string) (string, error) {
 		}
 		b.WriteByte('/')
 		b.WriteString(c)
+		// The limit applies to the folded path: checked on the input,
+		// "a/b" of maxPathLen bytes would fold to maxPathLen+1 bytes that
+		// are refused when folded again.
+		if b.Len() > maxPathLen {
+			return "", fmt.Errorf("want a path of at most %d bytes", maxPathLen)
+		}
 	}
 	if b.Len() == 0 {
 		return "", fmt.Errorf("want a path below the app's directory, not %q", p)

@@ -60,47 +60,40 @@ type Owner struct {
 }
 
 // MakeDir makes rel (every missing component root-owned 0755) and returns
-// whether its last component existed already. When owner is not nil the
-// last component's owner and mode are set to it, whether it was made or
-// adopted; when owner is nil an existing last component is left as it is.
-func (t *Tree) MakeDir(rel string, owner *Owner) (existed bool, err error) {
+// the topmost component it made, "" when rel existed already: RemoveDir of
+// that undoes the call, also when MakeDir fails after making something.
+// When owner is not nil the last component's owner and mode are set to it,
+// whether it was made or adopted; when owner is nil an existing last
+// component is left as it is.
+func (t *Tree) MakeDir(rel string, owner *Owner) (made string, err error) {
 	comps := strings.Split(rel, "/")
-	parent, err := t.walk(comps[:len(comps)-1], true)
+	parent, first, err := t.walk(comps[:len(comps)-1], true)
+	if first >= 0 {
+		made = strings.Join(comps[:first+1], "/")
+	}
 	if err != nil {
-		return false, err
+		return made, err
 	}
 	defer closeFd(parent)
 	last := comps[len(comps)-1]
-	fd, made, err := t.openDir(parent, rel, last, true)
+	fd, lastMade, err := t.openDir(parent, rel, last, true)
+	if lastMade && made == "" {
+		made = rel
+	}
 	if err != nil {
-		return false, err
+		return made, err
 	}
 	defer closeFd(fd)
 	if owner != nil {
 		// chown before chmod: chown may clear set-id bits that mode asks for.
 		if err := unix.Fchown(fd, int(owner.UID), int(owner.GID)); err != nil {
-			return !made, t.pathErr("chown", rel, err)
+			return made, t.pathErr("chown", rel, err)
 		}
 		if err := unix.Fchmod(fd, owner.Mode); err != nil {
-			return !made, t.pathErr("chmod", rel, err)
+			return made, t.pathErr("chmod", rel, err)
 		}
 	}
-	return !made, nil
-}
-
-// CheckDir reports whether rel exists as a directory reached without
-// symlinks. A missing component gives (false, nil); a symlink or a
-// non-directory gives an error naming it.
-func (t *Tree) CheckDir(rel string) (bool, error) {
-	fd, err := t.walk(strings.Split(rel, "/"), false)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	closeFd(fd)
-	return true, nil
+	return made, nil
 }
 
 // RemoveDir deletes rel and everything below it. Symlinks inside are
@@ -110,7 +103,7 @@ func (t *Tree) CheckDir(rel string) (bool, error) {
 // is, and then nothing is deleted.
 func (t *Tree) RemoveDir(rel string) error {
 	comps := strings.Split(rel, "/")
-	parent, err := t.walk(comps[:len(comps)-1], false)
+	parent, _, err := t.walk(comps[:len(comps)-1], false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -191,21 +184,26 @@ func (t *Tree) removeAt(dirfd int, rel, name string) error {
 }
 
 // walk opens the directory at comps, making missing components when create
-// is set. The caller closes the returned descriptor.
-func (t *Tree) walk(comps []string, create bool) (int, error) {
-	fd, err := unix.Dup(int(t.dir.Fd()))
+// is set; first is the index of the first component it made, or -1. The
+// caller closes the returned descriptor.
+func (t *Tree) walk(comps []string, create bool) (fd, first int, err error) {
+	first = -1
+	fd, err = unix.Dup(int(t.dir.Fd()))
 	if err != nil {
-		return -1, err
+		return -1, first, err
 	}
 	for i, c := range comps {
-		next, _, err := t.openDir(fd, strings.Join(comps[:i+1], "/"), c, create)
+		next, made, err := t.openDir(fd, strings.Join(comps[:i+1], "/"), c, create)
 		closeFd(fd)
+		if made && first < 0 {
+			first = i
+		}
 		if err != nil {
-			return -1, err
+			return -1, first, err
 		}
 		fd = next
 	}
-	return fd, nil
+	return fd, first, nil
 }
 
 // openDir opens the directory name inside dirfd without following a
@@ -223,7 +221,7 @@ func (t *Tree) openDir(dirfd int, rel, name string, create bool) (fd int, made b
 			}
 			if err != nil {
 				closeFd(fd)
-				return -1, false, t.pathErr("chown", rel, err)
+				return -1, made, t.pathErr("chown", rel, err)
 			}
 		}
 		if err == nil {
@@ -237,7 +235,7 @@ func (t *Tree) openDir(dirfd int, rel, name string, create bool) (fd int, made b
 			}
 			made = err == nil
 		case err == unix.ENOENT:
-			return -1, false, &os.PathError{Op: "open", Path: t.Path(rel), Err: os.ErrNotExist}
+			return -1, made, &os.PathError{Op: "open", Path: t.Path(rel), Err: os.ErrNotExist}
 		case err == unix.ELOOP || err == unix.ENOTDIR:
 			var st unix.Stat_t
 			if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
