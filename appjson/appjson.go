@@ -1,0 +1,468 @@
+// Package appjson turns the data_dirs of a Portal app.json into the
+// portal-volume volumes that replace Portal's host bind mounts: for every
+// entry, a volume name and the driver options of SPEC.md.
+//
+// # Entries
+//
+// Every app.json format version (1.0 to 4.0) writes data_dirs the same
+// three ways:
+//
+//	"/user_data"                                      app_data/<app>/user_data, owner 0:0
+//	{"path": "/more_data", "uid": 1000, "gid": 1000}  app_data/<app>/more_data, owner 1000:1000
+//	{"path": "/media_data", "shared_dir": "media"}    shared/media
+//
+// uid and gid are JSON numbers (a string of decimal digits is accepted too);
+// a missing one is 0. null counts as missing. Fields this package does not
+// know, in the file and in entries, are ignored.
+//
+// # Options
+//
+// Options are always explicit, so that the plugin never has to read a
+// meaning out of a name: app, path (folded, as spec.FoldPath gives it),
+// uid and gid (decimal) for an app directory; app and shared for a shared
+// one. mode and on_remove are left to the plugin's defaults (0755, keep).
+//
+// # Names
+//
+// A volume's name is <app>_<rest>, where rest takes one of three forms:
+//
+//   - path form: the folded path's components joined by ".", as in
+//     gitea_data (path /data) or paperless_usr.src.paperless.data (path
+//     /usr/src/paperless/data). It is used when every component is
+//     [A-Za-z0-9_-]+, the first component is not "shared" or "x" unless it
+//     is the only one, and the whole name is at most 255 bytes.
+//   - shared form: shared.<name>, as in filebrowser_shared.media, for an
+//     entry with shared_dir. All entries of one app that name the same
+//     shared directory get the same volume.
+//   - hash form: x.<h>, where h is the first 16 lower-case hex digits of
+//     the SHA-256 of the folded path, as in calibre-web_x.86c4b4e04f36505e
+//     (path /books/Calibre Library), for every other path (a "." or a non-ASCII character in a component,
+//     a first component "shared" or "x" followed by more, or a name that
+//     would be too long).
+//
+// The three forms never overlap: a path-form rest never contains "..",
+// never starts or ends with ".", and starts with "shared." or "x." only if
+// its first component is "shared" or "x" with more after it, which sends
+// the path to the hash form. Within the path form, components hold no
+// ".", so joining them with "." loses nothing: distinct folded paths of one
+// app get distinct names. Distinct hash-form paths could in theory share a
+// hash; FromAppJSON refuses an app.json in which that happens, so the
+// names it returns are always distinct for distinct paths.
+//
+// Names match Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+ (an app starts with a
+// letter or digit, and rest uses only A-Z a-z 0-9 _ . -) and are at most
+// 255 bytes (an app is at most 64 bytes and a shared name at most 64).
+// For an app without "_" in its name, the app is what comes before the
+// first "_" of the volume name, so names of different apps differ too, and
+// a one-component path gets exactly the name SPEC.md's <app>_<dir> rule
+// reads back (gitea_data is app gitea, path /data). Other names mean their
+// directory only through their options: create them with the options
+// before anything mounts them by name.
+package appjson
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/portal/portal-volume/driver/spec"
+)
+
+// DefaultSharedNames are the shared directories a plugin allows when it is
+// not told otherwise (its --shared setting).
+var DefaultSharedNames = []string{"documents", "media", "music"}
+
+// MaxNameLen is the longest volume name this package makes.
+const MaxNameLen = 255
+
+// DockerNamePattern is what Docker accepts as a volume name.
+var DockerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+var (
+	componentPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	sharedPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	decimalPattern   = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// Reserved first components: a path-form rest starting with one of these
+// and a "." would look like the shared or the hash form.
+const (
+	sharedPrefix = "shared"
+	hashPrefix   = "x"
+)
+
+// Form is how a data_dirs entry was written.
+type Form int
+
+// The three entry forms.
+const (
+	FormString Form = iota // "/data"
+	FormObject             // {"path": "/data", "uid": 1000, "gid": 1000}
+	FormShared             // {"path": "/media", "shared_dir": "media"}
+)
+
+func (f Form) String() string {
+	switch f {
+	case FormString:
+		return "string"
+	case FormObject:
+		return "object"
+	case FormShared:
+		return "shared"
+	}
+	return "Form(" + strconv.Itoa(int(f)) + ")"
+}
+
+// Volume is one data_dirs entry as a portal-volume volume.
+type Volume struct {
+	Name    string            // the volume name (see the package doc)
+	Options map[string]string // the driver options, always explicit
+
+	// What the entry said.
+	Index  int    // position in data_dirs
+	Form   Form   // how it was written
+	Path   string // the path as written: where the app mounts it
+	UID    uint32 // owner asked for; 0 when not given and for shared
+	GID    uint32
+	Shared string // shared_dir, "" when none
+
+	// What it means.
+	Target string // the folded path, where the service mounts the volume
+	Dir    string // the host directory relative to the plugin's root
+}
+
+// Problem is one reason an app.json is refused.
+type Problem struct {
+	Index  int    // the data_dirs entry, or -1 for the file as a whole
+	Reason string // what is wrong and what is allowed
+}
+
+func (p Problem) String() string {
+	if p.Index < 0 {
+		return p.Reason
+	}
+	return fmt.Sprintf("data_dirs[%d]: %s", p.Index, p.Reason)
+}
+
+// Problems is every reason an app.json is refused, in entry order (the
+// file's own problems first).
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FromAppJSON reads an app.json and returns one volume per data_dirs entry,
+// in order, for the app named app. sharedNames are the shared directories
+// the plugin allows; nil means DefaultSharedNames. When anything is wrong
+// it returns no volumes and a Problems error listing every problem found.
+func FromAppJSON(data []byte, app string, sharedNames []string) ([]Volume, error) {
+	if sharedNames == nil {
+		sharedNames = DefaultSharedNames
+	}
+	var probs Problems
+	if err := checkApp(app); err != nil {
+		probs = append(probs, Problem{-1, err.Error()})
+		app = "app" // still judge the entries, once each
+	}
+	entries, err := dataDirs(data)
+	if err != nil {
+		return nil, append(probs, Problem{-1, err.Error()})
+	}
+	vols := make([]Volume, 0, len(entries))
+	var bad []Problem
+	for i, raw := range entries {
+		v, err := entry(i, raw, app, sharedNames)
+		if err != nil {
+			bad = append(bad, Problem{i, err.Error()})
+			continue
+		}
+		vols = append(vols, v)
+	}
+	bad = append(bad, conflicts(vols)...)
+	slices.SortStableFunc(bad, func(a, b Problem) int { return a.Index - b.Index })
+	probs = append(probs, bad...)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return vols, nil
+}
+
+// AppID returns the app.json's "id" field, "" when it has none.
+func AppID(data []byte) (string, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return "", fmt.Errorf("not a JSON object: %v", err)
+	}
+	raw, ok := top["id"]
+	if !ok || isNull(raw) {
+		return "", nil
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return "", fmt.Errorf(`"id" is not a string`)
+	}
+	return id, nil
+}
+
+// PathName is the name of app's volume for the data_dir path p.
+func PathName(app, p string) (string, error) {
+	folded, err := spec.FoldPath(p)
+	if err != nil {
+		return "", err
+	}
+	return pathName(app, folded), nil
+}
+
+// SharedName is the name of app's volume for the shared directory shared.
+func SharedName(app, shared string) string {
+	return app + "_" + sharedPrefix + "." + shared
+}
+
+// pathName names app's volume for a folded path.
+func pathName(app, folded string) string {
+	comps := strings.Split(folded[1:], "/")
+	readable := len(comps) == 1 || (comps[0] != sharedPrefix && comps[0] != hashPrefix)
+	for _, c := range comps {
+		readable = readable && componentPattern.MatchString(c)
+	}
+	if readable {
+		if name := app + "_" + strings.Join(comps, "."); len(name) <= MaxNameLen {
+			return name
+		}
+	}
+	sum := sha256.Sum256([]byte(folded))
+	return app + "_" + hashPrefix + "." + hex.EncodeToString(sum[:8])
+}
+
+func checkApp(app string) error {
+	// The parser holds the rule; "/x" is a valid path, so only app can fail.
+	_, err := spec.Parser{}.Parse("", map[string]string{spec.KeyApp: app, spec.KeyPath: "/x"})
+	var oe *spec.OptionError
+	if errors.As(err, &oe) {
+		return fmt.Errorf("app name %q: %s", app, oe.Allowed)
+	}
+	return err
+}
+
+func dataDirs(data []byte) ([]json.RawMessage, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("app.json is not a JSON object: %v", err)
+	}
+	raw, ok := top["data_dirs"]
+	if !ok || isNull(raw) {
+		return nil, nil
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(raw, &entries); err != nil {
+		return nil, fmt.Errorf("data_dirs is not a list: want a JSON array of entries")
+	}
+	return entries, nil
+}
+
+// entryFields are the fields of an object entry, raw.
+type entryFields struct {
+	Path, UID, GID, Shared json.RawMessage
+}
+
+const entryForms = `want a path string, {"path", "uid", "gid"} or {"path", "shared_dir"}`
+
+func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume, error) {
+	v := Volume{Index: i}
+	var f entryFields
+	switch raw = bytes.TrimSpace(raw); {
+	case len(raw) > 0 && raw[0] == '"':
+		v.Form = FormString
+		f.Path = raw
+	case len(raw) > 0 && raw[0] == '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return v, fmt.Errorf("bad entry: %v", err)
+		}
+		f = entryFields{obj["path"], obj["uid"], obj["gid"], obj["shared_dir"]}
+		v.Form = FormObject
+		if !isNull(f.Shared) {
+			v.Form = FormShared
+		}
+	default:
+		return v, fmt.Errorf("entry is %s: %s", jsonKind(raw), entryForms)
+	}
+
+	if isNull(f.Path) {
+		return v, fmt.Errorf(`entry has no "path": %s`, entryForms)
+	}
+	if err := json.Unmarshal(f.Path, &v.Path); err != nil {
+		return v, fmt.Errorf(`"path" is %s: want a string`, jsonKind(f.Path))
+	}
+	target, err := spec.FoldPath(v.Path)
+	if err != nil {
+		return v, fmt.Errorf("path %q: %v", v.Path, err)
+	}
+	v.Target = target
+
+	// The options as the entry gives them; the parser of the plugin judges
+	// them, and its result gives the canonical values.
+	opts := map[string]string{spec.KeyApp: app}
+	if v.Form == FormShared {
+		if err := json.Unmarshal(f.Shared, &v.Shared); err != nil {
+			return v, fmt.Errorf(`"shared_dir" is %s: want a string`, jsonKind(f.Shared))
+		}
+		opts[spec.KeyShared] = v.Shared
+	} else {
+		opts[spec.KeyPath] = target
+	}
+	for _, id := range []struct {
+		key string
+		raw json.RawMessage
+	}{{spec.KeyUID, f.UID}, {spec.KeyGID, f.GID}} {
+		if isNull(id.raw) {
+			continue
+		}
+		s, err := idText(id.key, id.raw)
+		if err != nil {
+			return v, err
+		}
+		opts[id.key] = s
+	}
+	s, err := (spec.Parser{SharedNames: sharedNames}).Parse("", opts)
+	if err != nil {
+		return v, explain(err)
+	}
+	if s.Shared != "" && !sharedPattern.MatchString(s.Shared) {
+		// Only a caller's odd shared names get here: the plugin's own
+		// setting allows no other.
+		return v, fmt.Errorf("shared_dir %q: want a name of A-Z a-z 0-9 _ . -", s.Shared)
+	}
+	v.UID, v.GID = s.UID, s.GID
+	if s.Shared != "" {
+		v.Name = SharedName(app, s.Shared)
+		v.Options = map[string]string{spec.KeyApp: app, spec.KeyShared: s.Shared}
+	} else {
+		v.Name = pathName(app, s.Path)
+		v.Options = map[string]string{
+			spec.KeyApp:  app,
+			spec.KeyPath: s.Path,
+			spec.KeyUID:  strconv.FormatUint(uint64(s.UID), 10),
+			spec.KeyGID:  strconv.FormatUint(uint64(s.GID), 10),
+		}
+	}
+	v.Dir = s.Dir()
+	if !DockerNamePattern.MatchString(v.Name) || len(v.Name) > MaxNameLen {
+		return v, fmt.Errorf("volume name %q is not a valid Docker volume name", v.Name) // not reached
+	}
+	return v, nil
+}
+
+// idText is a uid or gid as the decimal text the plugin's parser reads. A
+// JSON number is taken as written, so that 1e3, 1.0 and -1 are refused by
+// the parser with its own words.
+func idText(key string, raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil && raw[0] != '"' {
+		return n.String(), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if decimalPattern.MatchString(s) {
+			return s, nil
+		}
+		return "", fmt.Errorf("%s %q: want a number from 0 to %d", key, s, spec.MaxID)
+	}
+	return "", fmt.Errorf("%s is %s: want a number from 0 to %d", key, jsonKind(raw), spec.MaxID)
+}
+
+// explain words a parser refusal in the app.json's terms.
+func explain(err error) error {
+	var oe *spec.OptionError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	key := oe.Key
+	if key == spec.KeyShared {
+		key = "shared_dir"
+	}
+	if key == spec.KeyUID || key == spec.KeyGID {
+		if strings.HasPrefix(oe.Allowed, "not allowed with shared") {
+			return fmt.Errorf("%s %s: a shared_dir entry takes no uid or gid (a shared directory is used as it is)", key, oe.Value)
+		}
+		return fmt.Errorf("%s %s: %s", key, oe.Value, oe.Allowed)
+	}
+	return fmt.Errorf("%s %q: %s", key, oe.Value, oe.Allowed)
+}
+
+// conflicts finds what the plugin would refuse between entries: two
+// entries mounting the same path, an app directory inside another, and
+// (never seen) two paths with one name.
+func conflicts(vols []Volume) []Problem {
+	var probs []Problem
+	byTarget := make(map[string]int, len(vols)) // folded path -> entry
+	appDirs := make(map[string]int, len(vols))  // folded path of app directories -> entry
+	names := make(map[string]Volume, len(vols))
+	for _, v := range vols {
+		if j, ok := byTarget[v.Target]; ok {
+			probs = append(probs, Problem{v.Index, fmt.Sprintf("duplicate: path %s is also the path of data_dirs[%d]", v.Target, j)})
+			continue
+		}
+		byTarget[v.Target] = v.Index
+		if o, ok := names[v.Name]; ok && o.Dir != v.Dir {
+			probs = append(probs, Problem{v.Index, fmt.Sprintf("path %s gets volume name %s, as data_dirs[%d] (path %s) does; rename one of the paths", v.Target, v.Name, o.Index, o.Target)})
+			continue
+		}
+		names[v.Name] = v
+		if v.Shared == "" {
+			appDirs[v.Target] = v.Index
+		}
+	}
+	for _, v := range vols {
+		if v.Shared != "" || byTarget[v.Target] != v.Index {
+			continue
+		}
+		for i := 1; i < len(v.Target); i++ {
+			if v.Target[i] != '/' {
+				continue
+			}
+			if j, ok := appDirs[v.Target[:i]]; ok {
+				probs = append(probs, Problem{v.Index, fmt.Sprintf("nested: path %s lies inside path %s of data_dirs[%d]; volumes may not nest", v.Target, v.Target[:i], j)})
+			}
+		}
+	}
+	return probs
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func jsonKind(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "empty"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "a list"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}

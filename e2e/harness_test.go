@@ -1,0 +1,340 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// driverName is the name the suite's plugin has in both modes: never the
+// real "portal-volume", so that the suite leaves an installed one alone.
+const driverName = "portal-volume-e2e"
+
+// image is a busybox image made without a registry. It has /seed/file,
+// root-owned, for the tests of Docker's copy of an image directory into an
+// empty volume.
+const image = "portal-volume-e2e/busybox:latest"
+
+var (
+	repoRoot  string // the checkout
+	binary    string // the built plugin
+	pluginDir string // the managed plugin's config.json and rootfs
+)
+
+// plugin is the plugin under test, in one mode.
+type plugin interface {
+	// Root is the host directory of the Portal tree.
+	Root() string
+	// Restart stops the plugin abruptly (SIGKILL, or a forced disable)
+	// and starts it again, returning once it answers.
+	Restart(t *testing.T)
+	// Logs is the plugin's output so far, for failure messages.
+	Logs() string
+	stop()
+}
+
+// legacyPlugin is the binary run as a host process, found by Docker
+// through its socket in /run/docker/plugins.
+type legacyPlugin struct {
+	root, socket string
+	cmd          *exec.Cmd
+	out          *syncBuffer
+}
+
+func startLegacy(t *testing.T, root string, extraArgs ...string) *legacyPlugin {
+	p := &legacyPlugin{root: root, socket: "/run/docker/plugins/" + driverName + ".sock", out: &syncBuffer{}}
+	p.start(t, extraArgs...)
+	return p
+}
+
+func (p *legacyPlugin) start(t *testing.T, extraArgs ...string) {
+	t.Helper()
+	args := append([]string{"--root", p.root, "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start plugin: %v", err)
+	}
+	waitFor(t, "the plugin to answer on "+p.socket, 20*time.Second, func() error {
+		if p.cmd.ProcessState != nil {
+			return fmt.Errorf("exited: %s", p.Logs())
+		}
+		return activate(p.socket)
+	})
+}
+
+func (p *legacyPlugin) Root() string { return p.root }
+func (p *legacyPlugin) Logs() string { return p.out.String() }
+
+func (p *legacyPlugin) Restart(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+	p.start(t)
+}
+
+func (p *legacyPlugin) stop() {
+	if p.cmd == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// managedPlugin is the plugin installed with docker plugin create from the
+// rootfs that scripts/plugin-rootfs.sh assembles.
+type managedPlugin struct {
+	root string
+}
+
+func startManaged(t *testing.T, root string) *managedPlugin {
+	p := &managedPlugin{root: root}
+	p.install(t)
+	return p
+}
+
+func (p *managedPlugin) install(t *testing.T) {
+	t.Helper()
+	mustDocker(t, "plugin", "create", driverName, pluginDir)
+	mustDocker(t, "plugin", "set", driverName, "data.source="+p.root, "LOG_LEVEL=debug")
+	mustDocker(t, "plugin", "enable", driverName)
+}
+
+func (p *managedPlugin) Root() string { return p.root }
+
+func (p *managedPlugin) Logs() string {
+	out, _ := docker("plugin", "inspect", driverName)
+	return "managed plugin logs go to dockerd's log; plugin inspect:\n" + out
+}
+
+func (p *managedPlugin) Restart(t *testing.T) {
+	t.Helper()
+	// -f: Docker refuses to disable a plugin that has volumes otherwise.
+	mustDocker(t, "plugin", "disable", "-f", driverName)
+	mustDocker(t, "plugin", "enable", driverName)
+}
+
+// Reinstall removes the plugin and installs it again from scratch.
+func (p *managedPlugin) Reinstall(t *testing.T) {
+	t.Helper()
+	mustDocker(t, "plugin", "disable", "-f", driverName)
+	mustDocker(t, "plugin", "rm", driverName)
+	p.install(t)
+}
+
+func (p *managedPlugin) stop() {
+	_, _ = docker("plugin", "disable", "-f", driverName)
+	_, _ = docker("plugin", "rm", "-f", driverName)
+}
+
+// activate answers whether a plugin serves on socket.
+func activate(socket string) error {
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		},
+	}}
+	resp, err := c.Post("http://plugin/Plugin.Activate", "application/json", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("Plugin.Activate: %s", resp.Status)
+	}
+	return nil
+}
+
+// docker runs the docker CLI and returns its combined output.
+func docker(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("docker %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+func mustDocker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := docker(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// waitFor polls cond until it returns nil or timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s: %v", timeout, what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// buildImage makes the busybox test image from Debian's static busybox.
+func buildImage() error {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return fmt.Errorf("busybox (Debian's busybox-static) is needed for the test image: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "portal-volume-e2e-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// The image's / is this directory: MkdirTemp made it 0700.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{"bin", "seed", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
+		return err
+	}
+	list, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		return err
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" {
+			if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "seed/file"), []byte("from the image\n"), 0o644); err != nil {
+		return err
+	}
+	tar := exec.Command("tar", "-C", dir, "-c", ".")
+	imp := exec.Command("docker", "import", "--change", "ENV PATH=/bin", "-", image)
+	imp.Stdin, err = tar.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	imp.Stdout, imp.Stderr = &out, &out
+	if err := imp.Start(); err != nil {
+		return err
+	}
+	if err := tar.Run(); err != nil {
+		return err
+	}
+	if err := imp.Wait(); err != nil {
+		return fmt.Errorf("docker import: %w: %s", err, out.String())
+	}
+	return nil
+}
+
+// buildPlugin builds the binary and, for managed mode, the plugin
+// directory, both into work.
+func buildPlugin(work string, managed bool) error {
+	binary = filepath.Join(work, "portal-volume")
+	cmd := exec.Command("go", "build", "-o", binary, "./plugin")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	if !managed {
+		return nil
+	}
+	pluginDir = filepath.Join(work, "plugin")
+	cmd = exec.Command("bash", "scripts/plugin-rootfs.sh", pluginDir)
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("plugin-rootfs.sh: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// snapshot lists every file below root with its type, owner and mode: what
+// a refused request must leave unchanged.
+func snapshot(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		fmt.Fprintf(&b, "%s %v %d:%d\n", strings.TrimPrefix(path, root), fi.Mode(), st.Uid, st.Gid)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func sourceDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+var errNoDocker = errors.New("no Docker engine answers (docker info failed)")
+
+// runCmd runs a command with a time limit and returns its combined output.
+func runCmd(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}

@@ -1,0 +1,108 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// modes are the ways the plugin runs; PORTAL_E2E_MODES picks some
+// (comma separated), by default all.
+var modes = []string{"legacy", "managed"}
+
+// daemon is the suite's own engine when PORTAL_E2E_DOCKERD=private, else
+// nil: then the suite uses the ambient engine and never restarts it.
+var daemon *privateDockerd
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	repoRoot = sourceDir()
+	if v := os.Getenv("PORTAL_E2E_MODES"); v != "" {
+		modes = strings.Split(v, ",")
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil || os.Geteuid() != 0 {
+		reason := errNoDocker.Error()
+		if err == nil {
+			reason = "the end-to-end suite runs as root"
+		}
+		// In CI the suite must run: a skip there would hide a broken setup.
+		if os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "e2e:", reason)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "e2e: skipped:", reason)
+		return 0
+	}
+	private := os.Getenv("PORTAL_E2E_DOCKERD") == "private"
+	if private && os.Getenv(inNamespaceEnv) == "" {
+		return reexecInNamespace()
+	}
+	if private {
+		d, err := startPrivateDockerd()
+		if d != nil {
+			defer d.remove()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		daemon = d
+	}
+	work, err := os.MkdirTemp("", "portal-volume-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	if err := buildPlugin(work, slices.Contains(modes, "managed")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if err := buildImage(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer func() { _, _ = docker("rmi", "-f", image) }()
+	return m.Run()
+}
+
+// TestEndToEnd runs every case in every mode, each mode against a plugin
+// of its own with a fresh Portal tree.
+func TestEndToEnd(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			if daemon != nil {
+				// A fresh engine per mode: it forgets the plugins of the
+				// mode before.
+				if err := daemon.restart(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root := t.TempDir()
+			var p plugin
+			switch mode {
+			case "legacy":
+				p = startLegacy(t, root)
+			case "managed":
+				p = startManaged(t, root)
+			default:
+				t.Fatalf("unknown mode %q in PORTAL_E2E_MODES: want legacy or managed", mode)
+			}
+			t.Cleanup(p.stop)
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					c.run(t, &env{plugin: p, mode: mode})
+					if t.Failed() {
+						t.Logf("plugin output:\n%s", p.Logs())
+					}
+				})
+			}
+		})
+	}
+}

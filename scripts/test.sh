@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, unit tests under the race detector,
+# a bounded run of every fuzz target, and the end-to-end suite in legacy and
+# managed mode against a Docker engine of its own.
+#
+# Needs root, Go, and Debian's docker.io, docker-compose and busybox-static.
+# Settings (environment):
+#   FUZZTIME=10s            how long each fuzz target runs (0 skips fuzzing)
+#   PORTAL_E2E_MODES=legacy,managed
+#   PORTAL_E2E_DOCKERD=private   the suite's own dockerd, in its own mount
+#                           namespace; "ambient" uses the engine DOCKER_HOST
+#                           names and never restarts it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-10s}
+dockerd_mode=${PORTAL_E2E_DOCKERD:-private}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step gofmt
+unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step go vet
+go vet ./...
+
+step unit tests, race detector
+go test -race -count=1 $(go list ./... | grep -v /e2e)
+
+if [ "$fuzztime" != 0 ]; then
+  step "fuzzing, $fuzztime per target"
+  for pkg in $(go list ./... | grep -v /e2e); do
+    dir=$(go list -f '{{.Dir}}' "$pkg")
+    for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | cut -d' ' -f2); do
+      echo "-- $pkg $target"
+      go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tail -3
+    done
+  done
+fi
+
+step "end-to-end, modes ${PORTAL_E2E_MODES:-legacy,managed}, dockerd $dockerd_mode"
+e2e=(go test -count=1 -v -timeout 45m ./e2e)
+if [ "$dockerd_mode" = private ]; then
+  PORTAL_E2E_DOCKERD=private "${e2e[@]}" 2>&1 | tee /tmp/portal-volume-e2e.log
+else
+  PORTAL_E2E_DOCKERD=ambient "${e2e[@]}" 2>&1 | tee /tmp/portal-volume-e2e.log
+fi
