@@ -9,24 +9,20 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"golang.org/x/sys/unix"
 )
 
 // listen returns the socket to serve on: the one systemd passed (socket
 // activation), or else one made at path. A stale socket file at path is
 // replaced; a live one (another plugin answers) is refused.
 func listen(path string) (l net.Listener, activated bool, err error) {
-	ls, err := activation.Listeners()
-	if err != nil {
-		return nil, false, fmt.Errorf("socket activation: %w", err)
-	}
+	files := activation.Files(true)
 	switch {
-	case len(ls) > 1:
-		return nil, false, fmt.Errorf("socket activation passed %d sockets; portal-volume serves exactly one", len(ls))
-	case len(ls) == 1:
-		if _, ok := ls[0].(*net.UnixListener); !ok {
-			return nil, false, errors.New("socket activation passed a socket that is not a listening unix stream socket")
-		}
-		return ls[0], true, nil
+	case len(files) > 1:
+		return nil, false, fmt.Errorf("socket activation passed %d sockets; portal-volume serves exactly one", len(files))
+	case len(files) == 1:
+		l, err := activatedListener(files[0])
+		return l, true, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, false, fmt.Errorf("socket %s: %w", path, err)
@@ -50,4 +46,19 @@ func listen(path string) (l net.Listener, activated bool, err error) {
 		return nil, false, fmt.Errorf("socket %s: %w", path, err)
 	}
 	return l, false, nil
+}
+
+// activatedListener accepts only what Docker can talk to: a listening unix
+// stream socket. (net.FileListener takes a datagram socket too, and then
+// fails at the first accept.)
+func activatedListener(f *os.File) (net.Listener, error) {
+	defer f.Close()
+	fd := int(f.Fd())
+	domain, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	typ, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	listening, err3 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err := errors.Join(err1, err2, err3); err != nil || domain != unix.AF_UNIX || typ != unix.SOCK_STREAM || listening != 1 {
+		return nil, fmt.Errorf("socket activation passed fd %d, which is not a listening unix stream socket", fd)
+	}
+	return net.FileListener(f)
 }
