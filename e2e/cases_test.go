@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,18 @@ func wantOwner(t *testing.T, path string, uid, gid uint32, perm os.FileMode) {
 	if st.Uid != uid || st.Gid != gid || fi.Mode().Perm() != perm {
 		t.Errorf("%s: owner %d:%d mode %v, want %d:%d %v", path, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid, perm)
 	}
+}
+
+// lines reports whether the file at path has exactly n lines.
+func lines(path string, n int) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if got := strings.Count(string(b), "\n"); got != n {
+		return fmt.Errorf("%s has %d lines, want %d", path, got, n)
+	}
+	return nil
 }
 
 func wantGone(t *testing.T, path string) {
@@ -303,6 +316,75 @@ var cases = []struct {
 		}
 		if out := e.run(t, "-v", "restart_data:/v", image, "cat", "/v/f"); out != "during" {
 			t.Errorf("after restart a new container reads %q", out)
+		}
+	}},
+	{"DockerdRestartRestoresContainer", func(t *testing.T, e *env) {
+		if daemon == nil {
+			t.Skip("needs the suite's own engine (PORTAL_E2E_DOCKERD=private)")
+		}
+		// A restart-policy container comes back after a daemon restart:
+		// Docker restores the volume (Get), mounts it again (Mount), and
+		// the counts let the volume be removed once the container goes.
+		e.mustCreate(t, "dockerdrestart_data", "uid=1000", "gid=1000")
+		id := mustDocker(t, "run", "-d", "--restart=always", "--user", "1000:1000",
+			"-v", "dockerdrestart_data:/v", image, "sh", "-c", "echo start >> /v/starts; sleep 600")
+		t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
+		starts := e.host("app_data/dockerdrestart/data/starts")
+		waitFor(t, "the container's first start", 30*time.Second, func() error { return lines(starts, 1) })
+		if err := daemon.restart(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the container to start again", 60*time.Second, func() error { return lines(starts, 2) })
+		if v := e.inspect(t, "dockerdrestart_data"); v.Status["uid"] != 1000.0 || v.Status["mounts"] != 1.0 {
+			t.Errorf("after the daemon restart Status = %v, want uid 1000 and 1 mount", v.Status)
+		}
+		mustDocker(t, "rm", "-f", id)
+		mustDocker(t, "volume", "rm", "dockerdrestart_data")
+	}},
+	{"ManagedSettings", func(t *testing.T, e *env) {
+		if e.mode != "managed" {
+			t.Skip("managed mode only")
+		}
+		// data.source moves the plugin to another tree; LOG_LEVEL=info
+		// silences the per-request debug lines.
+		other := t.TempDir()
+		mustDocker(t, "plugin", "disable", "-f", driverName)
+		t.Cleanup(func() {
+			_, _ = docker("plugin", "disable", "-f", driverName)
+			_, _ = docker("plugin", "set", driverName, "data.source="+e.Root(), "LOG_LEVEL=debug")
+			_, _ = docker("plugin", "enable", driverName)
+		})
+		mustDocker(t, "plugin", "set", driverName, "data.source="+other, "LOG_LEVEL=info")
+		mustDocker(t, "plugin", "enable", driverName)
+		e.mustCreate(t, "moved_data")
+		e.run(t, "-v", "moved_data:/v", image, "sh", "-c", "echo there > /v/f")
+		if got := readFile(t, filepath.Join(other, "app_data/moved/data/f")); got != "there\n" {
+			t.Errorf("file in the new data.source = %q", got)
+		}
+		wantGone(t, e.host("app_data/moved"))
+		if daemon != nil {
+			before := strings.Count(daemon.Logs(), "call=Get")
+			e.inspect(t, "moved_data")
+			if after := strings.Count(daemon.Logs(), "call=Get"); after != before {
+				t.Errorf("LOG_LEVEL=info still logs requests (%d debug lines more)", after-before)
+			}
+		}
+		mustDocker(t, "volume", "rm", "moved_data")
+	}},
+	{"ManagedReinstallKeepsVolumes", func(t *testing.T, e *env) {
+		p, ok := e.plugin.(*managedPlugin)
+		if !ok {
+			t.Skip("managed mode only")
+		}
+		e.mustCreate(t, "reinstall_data", "uid=1000", "gid=1000", "mode=0700")
+		e.run(t, "-v", "reinstall_data:/v", image, "sh", "-c", "echo kept > /v/f")
+		p.Reinstall(t)
+		v := e.inspect(t, "reinstall_data")
+		if v.Status["uid"] != 1000.0 || v.Status["mode"] != "0700" {
+			t.Errorf("after reinstall Status = %v", v.Status)
+		}
+		if out := e.run(t, "-v", "reinstall_data:/v", image, "cat", "/v/f"); out != "kept" {
+			t.Errorf("after reinstall the container reads %q", out)
 		}
 	}},
 	{"ComposeDriverOpts", func(t *testing.T, e *env) {

@@ -138,7 +138,7 @@ func (p *managedPlugin) Restart(t *testing.T) {
 func (p *managedPlugin) Reinstall(t *testing.T) {
 	t.Helper()
 	mustDocker(t, "plugin", "disable", "-f", driverName)
-	mustDocker(t, "plugin", "rm", driverName)
+	mustDocker(t, "plugin", "rm", "-f", driverName)
 	p.install(t)
 }
 
