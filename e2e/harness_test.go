@@ -43,6 +43,8 @@ type plugin interface {
 	Restart(t *testing.T)
 	// Logs is the plugin's output so far, for failure messages.
 	Logs() string
+	// Socket is where the plugin serves, seen from the host.
+	Socket(t *testing.T) string
 	stop()
 }
 
@@ -76,8 +78,9 @@ func (p *legacyPlugin) start(t *testing.T, extraArgs ...string) {
 	})
 }
 
-func (p *legacyPlugin) Root() string { return p.root }
-func (p *legacyPlugin) Logs() string { return p.out.String() }
+func (p *legacyPlugin) Root() string               { return p.root }
+func (p *legacyPlugin) Socket(t *testing.T) string { return p.socket }
+func (p *legacyPlugin) Logs() string               { return p.out.String() }
 
 func (p *legacyPlugin) Restart(t *testing.T) {
 	t.Helper()
@@ -121,6 +124,13 @@ func (p *managedPlugin) install(t *testing.T) {
 }
 
 func (p *managedPlugin) Root() string { return p.root }
+
+// Socket is where Docker runs every managed plugin's socket on Linux,
+// whatever its exec root: a directory named by the plugin's id.
+func (p *managedPlugin) Socket(t *testing.T) string {
+	id := mustDocker(t, "plugin", "inspect", "-f", "{{.Id}}", driverName)
+	return filepath.Join("/run/docker/plugins", id, "portal-volume.sock")
+}
 
 func (p *managedPlugin) Logs() string {
 	out, _ := docker("plugin", "inspect", driverName)

@@ -31,8 +31,8 @@ through the plugin's socket.
 flags:
 `
 
-// driverName is the name Docker knows the plugin by.
-const driverName = "portal-volume"
+// defaultDriver is the name Docker knows the plugin by.
+const defaultDriver = "portal-volume"
 
 // runAppJSON is the appjson subcommand (issue 7). It returns the exit code:
 // 0 done, 1 the app.json is refused or a create failed, 2 bad usage.
@@ -46,7 +46,8 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	app := fs.String("app", "", `the app's name (default: the app.json's "id")`)
 	format := fs.String("format", "commands", "commands (docker volume create lines) or compose (a compose override file)")
 	create := fs.Bool("create", false, "create the volumes through the plugin's socket; then --format compose prints the compose file with the volumes external")
-	socket := fs.String("socket", driverName, "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path")
+	driver := fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin")
+	socket := fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)")
 	shared := fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated")
 	service := fs.String("service", "", "with --format compose, the service that mounts the volumes (default: the app's name)")
 
@@ -79,6 +80,9 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	sharedNames, err := parseShared(*shared)
 	if err != nil {
 		return usage("%v", err)
+	}
+	if *socket == "" {
+		*socket = *driver
 	}
 	sockPath, err := parseSocket(*socket)
 	if err != nil {
@@ -131,9 +135,9 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 
 	if !*create {
 		if *format == "compose" {
-			writeCompose(stdout, name, *service, vols, false)
+			writeCompose(stdout, *driver, name, *service, vols, false)
 		} else {
-			writeCommands(stdout, vols)
+			writeCommands(stdout, *driver, vols)
 		}
 		return 0
 	}
@@ -153,7 +157,7 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 		return fail(plural(len(failed), "volume")+" not created", failed...)
 	}
 	if *format == "compose" {
-		writeCompose(stdout, name, *service, vols, true)
+		writeCompose(stdout, *driver, name, *service, vols, true)
 	}
 	return 0
 }
@@ -185,10 +189,10 @@ func orderedOptions(v appjson.Volume) [][2]string {
 	return kv
 }
 
-func writeCommands(w io.Writer, vols []appjson.Volume) {
+func writeCommands(w io.Writer, driver string, vols []appjson.Volume) {
 	for _, v := range unique(vols) {
 		var b strings.Builder
-		b.WriteString("docker volume create -d " + driverName)
+		b.WriteString("docker volume create -d " + shellQuote(driver))
 		for _, kv := range orderedOptions(v) {
 			b.WriteString(" -o " + shellQuote(kv[0]+"="+kv[1]))
 		}
@@ -200,7 +204,7 @@ func writeCommands(w io.Writer, vols []appjson.Volume) {
 // writeCompose prints a compose override file: the service's volumes and
 // the top-level volumes section. Every string is double-quoted, so that
 // YAML reads no name or value as a number or a boolean.
-func writeCompose(w io.Writer, app, service string, vols []appjson.Volume, external bool) {
+func writeCompose(w io.Writer, driver, app, service string, vols []appjson.Volume, external bool) {
 	q := strconv.Quote
 	if len(vols) == 0 {
 		fmt.Fprintf(w, "# app %s has no data_dirs: no volumes to mount.\n", app)
@@ -231,7 +235,7 @@ func writeCompose(w io.Writer, app, service string, vols []appjson.Volume, exter
 			fmt.Fprintln(w, "    external: true")
 			continue
 		}
-		fmt.Fprintf(w, "    driver: %s\n", q(driverName))
+		fmt.Fprintf(w, "    driver: %s\n", q(driver))
 		fmt.Fprintln(w, "    driver_opts:")
 		for _, kv := range orderedOptions(v) {
 			fmt.Fprintf(w, "      %s: %s\n", kv[0], q(kv[1]))
@@ -276,7 +280,7 @@ func createVolume(sockPath string, v appjson.Volume) error {
 		},
 	}
 	defer client.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodPost, "http://"+driverName+"/VolumeDriver.Create", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "http://plugin/VolumeDriver.Create", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
