@@ -88,6 +88,9 @@ func (d *privateDockerd) start() error {
 		"--bridge", "none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
 	)
 	d.cmd.Stdout, d.cmd.Stderr = log, log
+	// If the suite dies (a test timeout panics past every cleanup), its
+	// engine goes with it.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := d.cmd.Start(); err != nil {
 		return fmt.Errorf("start dockerd: %w", err)
 	}
