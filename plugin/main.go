@@ -9,15 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/docker/go-plugins-helpers/volume"
 	"github.com/sirupsen/logrus"
 
 	"github.com/portal/portal-volume/driver"
@@ -77,7 +74,7 @@ func serve(s settings, log *logrus.Logger) error {
 	log.WithFields(logrus.Fields{"socket": l.Addr().String(), "socket_activated": activated, "shared": s.Shared}).Info("serving")
 
 	served := make(chan error, 1)
-	go func() { served <- volume.NewHandler(logged{d, log}).Serve(l) }()
+	go func() { served <- serveDriver(l, d, log) }()
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.WithError(err).Warn("could not notify systemd")
 	}
@@ -95,9 +92,6 @@ func serve(s settings, log *logrus.Logger) error {
 		l.Close()
 		return nil
 	case err := <-served:
-		if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
 		return fmt.Errorf("serve: %w", err)
 	}
 }
