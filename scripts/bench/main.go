@@ -1,0 +1,325 @@
+// Command bench measures what a Docker engine pays for each VolumeDriver
+// call into portal-volume, against a floor measured in the same run.
+//
+//	go run ./scripts/bench [flags]     (as root)
+//
+// It starts the portal-volume binary on a temp root with a socket of its
+// own, and a floor: a server on the same go-plugins-helpers stack whose
+// driver answers every call at once with a canned answer of the same shape.
+// Over the unix sockets, with an http.Client that keeps connections alive
+// as Docker's plugin client does, it times each call with N volumes and C
+// concurrent clients, portal-volume and floor rounds interleaved (ABBA) so
+// that drift on a shared machine falls on both alike. Create and Remove are
+// also compared with the disk work they cannot avoid (mkdir, chown, chmod,
+// a durable record write), measured in the same directory.
+//
+// Then, for each --scale count, it writes a state directory of that many
+// records, starts the binary on it, and measures start-up to the first
+// correct Get, List latency and RSS.
+//
+// Everything it starts it stops, and its temp directory is removed, also
+// on SIGINT/SIGTERM.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	binary  string
+	n       int
+	cs      []int
+	scale   []int
+	rounds  int
+	batch   time.Duration
+	creates int // per round and side
+	floor   string
+	keep    bool
+}
+
+func main() {
+	var c config
+	var cs, scale string
+	flag.StringVar(&c.binary, "binary", "", "portal-volume binary (default: go build ./plugin into a temp dir)")
+	flag.IntVar(&c.n, "n", 100, "volumes made before the protocol benchmark")
+	flag.StringVar(&cs, "c", "1,4", "concurrent clients, a comma list: one table section each")
+	flag.StringVar(&scale, "scale", "10000,100000", "volume counts for the scale figures, a comma list (\"\" skips)")
+	flag.IntVar(&c.rounds, "rounds", 10, "rounds per call and side (portal-volume and floor alternate)")
+	flag.DurationVar(&c.batch, "batch", 120*time.Millisecond, "length of one round of a memory-bound call")
+	flag.IntVar(&c.creates, "creates", 20, "Create (and Remove) calls per round and side")
+	flag.StringVar(&c.floor, "floor", "process", "where the floor server runs: process (a child process, as portal-volume is) or inproc (inside the benchmark)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (for inspection)")
+	if len(os.Args) > 1 && os.Args[1] == floorCommand {
+		os.Exit(serveFloorMain(os.Args[2:]))
+	}
+	flag.Parse()
+	var err error
+	if c.cs, err = intList(cs); err != nil || len(c.cs) == 0 {
+		fatalf("-c %q: want a comma list of client counts", cs)
+	}
+	if c.scale, err = intList(scale); err != nil {
+		fatalf("--scale %q: want a comma list of volume counts", scale)
+	}
+	if c.floor != "process" && c.floor != "inproc" {
+		fatalf("--floor %q: want process or inproc", c.floor)
+	}
+	if os.Geteuid() != 0 {
+		fatalf("run as root: portal-volume chowns below its root")
+	}
+	os.Exit(run(c))
+}
+
+// floorCommand is the hidden first argument that makes this program the
+// floor server (--floor process).
+const floorCommand = "__floor"
+
+func run(c config) (code int) {
+	tmp, err := os.MkdirTemp("", "portal-volume-bench-")
+	if err != nil {
+		fatalf("%v", err)
+	}
+	var stops cleanups
+	stops.add(func() {
+		if c.keep {
+			fmt.Fprintln(os.Stderr, "bench: kept", tmp)
+			return
+		}
+		os.RemoveAll(tmp)
+	})
+	defer stops.run()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintln(os.Stderr, "bench: stopped by", s)
+		stops.run()
+		os.Exit(130)
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintln(os.Stderr, "bench:", r)
+			code = 1
+		}
+	}()
+
+	if c.binary == "" {
+		c.binary = filepath.Join(tmp, "portal-volume")
+		fmt.Fprintln(os.Stderr, "bench: go build ./plugin")
+		cmd := exec.Command("go", "build", "-o", c.binary, "github.com/portal/portal-volume/plugin")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			panic(fmt.Sprintf("go build (run from the repository, or pass --binary): %v", err))
+		}
+	}
+	printHeader(c)
+	protocol(c, tmp, &stops)
+	if len(c.scale) > 0 {
+		scaleFigures(c, tmp, &stops)
+	}
+	return 0
+}
+
+func printHeader(c config) {
+	mem := "?"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			if kb, err := strconv.Atoi(f[1]); err == nil {
+				mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+			}
+		}
+	}
+	model := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	load := "?"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Printf("# portal-volume benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Printf("machine: %d CPUs (%s), %s memory, %s %s/%s; load average at start %s\n",
+		runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
+	fmt.Printf("run: -n %d, -c %s, --rounds %d, --batch %s, --creates %d, --floor %s\n\n",
+		c.n, joinInts(c.cs), c.rounds, c.batch, c.creates, c.floor)
+}
+
+// server is a plugin process (or the in-process floor) and a client for it.
+type server struct {
+	name   string
+	socket string
+	cmd    *exec.Cmd
+	log    string
+	client *http.Client
+}
+
+// startProcess starts a plugin process and waits until it answers.
+func startProcess(name, socket, logPath string, path string, args ...string) *server {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		panic(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		panic(fmt.Sprintf("start %s: %v", name, err))
+	}
+	s := &server{name: name, socket: socket, cmd: cmd, log: logPath, client: newClient(socket, 8)}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := s.call("/Plugin.Activate", nil); err == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			panic(fmt.Sprintf("%s did not answer on %s within 30 s; its log:\n%s", name, socket, s.logs()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *server) logs() string {
+	b, _ := os.ReadFile(s.log)
+	return string(b)
+}
+
+// stop ends the process this program started: SIGTERM, then SIGKILL.
+func (s *server) stop() {
+	s.client.CloseIdleConnections()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.cmd = nil
+}
+
+// newClient is an HTTP client over a unix socket with keep-alive, as
+// Docker's plugin client (pkg/plugins) is.
+func newClient(socket string, conns int) *http.Client {
+	return &http.Client{
+		Timeout: time.Minute,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+			},
+			DisableCompression:  true,
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+			IdleConnTimeout:     time.Minute,
+		},
+	}
+}
+
+// pluginMediaType is what Docker's plugin client sends as Accept.
+const pluginMediaType = "application/vnd.docker.plugins.v1.2+json"
+
+// call posts body to method and returns the response body; a status other
+// than 200 is an error carrying the plugin's message.
+func (s *server) call(method string, body []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	err := s.callInto(method, body, &buf)
+	return buf.Bytes(), err
+}
+
+// callInto is call with the response read into buf.
+func (s *server) callInto(method string, body []byte, buf *bytes.Buffer) error {
+	req, err := http.NewRequest(http.MethodPost, "http://plugin"+method, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", pluginMediaType)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	buf.Reset()
+	_, err = buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s: %s", method, resp.Status, strings.TrimSpace(buf.String()))
+	}
+	return nil
+}
+
+type cleanups struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (c *cleanups) add(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fns = append(c.fns, f)
+}
+
+// run runs the cleanups, last added first, once.
+func (c *cleanups) run() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := len(c.fns) - 1; i >= 0; i-- {
+		c.fns[i]()
+	}
+	c.fns = nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, errors.New("bad count")
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(2)
+}
