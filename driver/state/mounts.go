@@ -35,7 +35,9 @@ type Mounts struct {
 	counts map[string]map[string]int // volume -> mount ID -> count
 	live   int                       // (volume, ID) pairs with a count
 	lines  int                       // entries in the log file
-	log    *os.File
+	file   *os.File                  // the log, open for appending
+	torn   bool                      // the last append failed part way
+	log    logrus.FieldLogger
 }
 
 type mountHeader struct {
@@ -51,12 +53,23 @@ type mountEntry struct {
 // OpenMounts loads the mount log in dir written during boot bootID and
 // rewrites it as a snapshot. Counts from another boot are dropped.
 func OpenMounts(dir, bootID string, log logrus.FieldLogger) (*Mounts, error) {
-	m := &Mounts{path: filepath.Join(dir, mountLogName), bootID: bootID, counts: map[string]map[string]int{}}
-	if err := m.replay(log); err != nil {
+	m := &Mounts{path: filepath.Join(dir, mountLogName), bootID: bootID, counts: map[string]map[string]int{}, log: log}
+	current, err := m.replay()
+	if err != nil {
 		return nil, err
 	}
 	if err := m.compact(); err != nil {
-		return nil, err
+		// A full disk must not keep the plugin from starting (Docker drops
+		// volumes whose Get fails while it restores): go on appending to
+		// the log as it is, when it is this boot's.
+		if !current {
+			return nil, err
+		}
+		log.WithError(err).Warn("could not rewrite the mount log; appending to it as it is")
+		if m.file, err = os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+		m.torn = true // the log may end in a torn line
 	}
 	return m, nil
 }
@@ -70,35 +83,38 @@ func ReadBootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-func (m *Mounts) replay(log logrus.FieldLogger) error {
+// replay reads the log into the counts; current tells whether the log is
+// this boot's.
+func (m *Mounts) replay() (current bool, err error) {
 	f, err := os.Open(m.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return false, fmt.Errorf("state: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	if !sc.Scan() {
-		return nil
+		return false, nil
 	}
 	var h mountHeader
 	if json.Unmarshal(sc.Bytes(), &h) != nil || h.BootID != m.bootID {
-		log.WithField("log_boot_id", h.BootID).Info("mount counts are from an earlier boot; starting with none")
-		return nil
+		m.log.WithField("log_boot_id", h.BootID).Info("mount counts are from an earlier boot; starting with none")
+		return false, nil
 	}
 	for sc.Scan() {
 		var e mountEntry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			// Only the last line can be torn; anything else is not ours.
-			log.WithField("line", sc.Text()).Warn("skipped unreadable mount log line")
+			m.log.WithField("line", sc.Text()).Warn("skipped unreadable mount log line")
 			continue
 		}
 		m.add(e.Volume, e.ID, e.Delta)
+		m.lines++
 	}
-	return nil
+	return true, nil
 }
 
 // compact rewrites the log as header plus one entry per live count, and
@@ -132,19 +148,19 @@ func (m *Mounts) compact() error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("state: rewrite mount log: %w", err)
 	}
-	if m.log != nil {
-		m.log.Close()
-	}
-	m.log, err = os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err = os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	m.lines = m.live
+	if m.file != nil {
+		m.file.Close()
+	}
+	m.file, m.torn, m.lines = f, false, m.live
 	return nil
 }
 
 // Close closes the log.
-func (m *Mounts) Close() error { return m.log.Close() }
+func (m *Mounts) Close() error { return m.file.Close() }
 
 // Count is the number of active mounts of volume.
 func (m *Mounts) Count(volume string) int {
@@ -174,13 +190,22 @@ func (m *Mounts) change(volume, id string, delta int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.log.Write(append(line, '\n')); err != nil {
+	if m.torn {
+		// End the torn line first, so that it costs only itself.
+		line = append([]byte{'\n'}, line...)
+	}
+	if _, err := m.file.Write(append(line, '\n')); err != nil {
+		m.torn = true
 		return fmt.Errorf("state: mount log: %w", err)
 	}
+	m.torn = false
 	m.add(volume, id, delta)
 	m.lines++
 	if m.lines > 2*m.live+1024 {
-		return m.compact()
+		// The change is logged: a failed rewrite only postpones the next.
+		if err := m.compact(); err != nil {
+			m.log.WithError(err).Warn("could not rewrite the mount log")
+		}
 	}
 	return nil
 }

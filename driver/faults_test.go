@@ -1,0 +1,148 @@
+package driver
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/go-plugins-helpers/volume"
+	"golang.org/x/sys/unix"
+)
+
+// Disk faults, on a small tmpfs mounted as the root: the plugin must fail
+// with a clear error, keep the state it had, create nothing half way, and
+// work again once the fault is gone.
+
+// tmpfsRoot mounts a tmpfs of size bytes at a new temp dir.
+func tmpfsRoot(t *testing.T, size string) string {
+	t.Helper()
+	requireRoot(t)
+	root := t.TempDir()
+	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size="+size+",mode=0755"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
+	return root
+}
+
+func TestDiskFull(t *testing.T) {
+	root := tmpfsRoot(t, "1m")
+	d := newDriver(t, root, "boot-1")
+	create(t, d, "before_data", map[string]string{"uid": "1000"})
+	// Fill the disk.
+	filler := filepath.Join(root, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	for _, b := range [][]byte{buf[:4096], buf[:512], buf[:1]} { // the last pages
+		for {
+			if _, err := f.Write(b); err != nil {
+				break
+			}
+		}
+	}
+	f.Close()
+	before := snapshot(t, root)
+
+	err = createErr(t, d, "full_data", nil, "no space left on device")
+	if err == nil {
+		t.Fatal("create on a full disk succeeded")
+	}
+	sameListing(t, "a create that failed on a full disk", before, snapshot(t, root))
+	if _, err := d.Get(&volume.GetRequest{Name: "full_data"}); err == nil {
+		t.Error("the failed volume is known")
+	}
+
+	// The state the plugin had is intact, also after a restart.
+	d.Close()
+	d = newDriver(t, root, "boot-1")
+	if v := get(t, d, "before_data"); v.Status["uid"] != uint32(1000) {
+		t.Errorf("after a restart on a full disk: %v", v.Status)
+	}
+	// Space again: the same create works.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	create(t, d, "full_data", nil)
+	wantDir(t, filepath.Join(root, "app_data/full/data"), 0o755, 0, 0)
+}
+
+func TestStateNotWritable(t *testing.T) {
+	_, d, root := setup(t)
+	create(t, d, "ro_data", nil)
+	// An immutable records directory refuses new files even to root.
+	const immutable = 0x10 // FS_IMMUTABLE_FL, linux/fs.h
+	records := filepath.Join(root, StateDirName, "volumes")
+	setImmutable := func(on bool) error {
+		f, err := os.Open(records)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+		if err != nil {
+			return err
+		}
+		if on {
+			flags |= immutable
+		} else {
+			flags &^= immutable
+		}
+		return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags))
+	}
+	if err := setImmutable(true); err != nil {
+		t.Skipf("no immutable flag on this filesystem: %v", err)
+	}
+	t.Cleanup(func() { _ = setImmutable(false) })
+	before := snapshot(t, root)
+	createErr(t, d, "other_data", nil, "operation not permitted")
+	sameListing(t, "a create refused by the state directory", before, snapshot(t, root))
+	if v := get(t, d, "ro_data"); v.Mountpoint != filepath.Join(root, "app_data/ro/data") {
+		t.Errorf("Get with an unwritable state: %+v", v)
+	}
+	if err := setImmutable(false); err != nil {
+		t.Fatal(err)
+	}
+	create(t, d, "other_data", nil)
+}
+
+// sameListing compares two snapshots by names, types, modes and owners:
+// directory mtimes change when a failed create undoes what it made.
+func sameListing(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	strip := func(m map[string]string) map[string]string {
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			if i := strings.Index(v, " mtime="); i >= 0 && strings.HasPrefix(v, "d") {
+				v = v[:i]
+			}
+			out[k] = v
+		}
+		return out
+	}
+	sameSnapshot(t, what, strip(before), strip(after))
+}
+
+func TestUnusableRootOrState(t *testing.T) {
+	requireRoot(t)
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := New(Config{Root: missing, Log: quiet()}); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("a missing root: %v", err)
+	}
+	root := t.TempDir()
+	stateFile := filepath.Join(root, StateDirName)
+	if err := os.WriteFile(stateFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Root: root, Log: quiet()}); err == nil || !strings.Contains(err.Error(), "state") {
+		t.Errorf("a state directory that is a file: %v", err)
+	}
+}

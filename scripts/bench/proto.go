@@ -1,0 +1,409 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/volume"
+	"golang.org/x/sys/unix"
+)
+
+// volumeName is the i-th volume made before the benchmark: app v<i>, path
+// /data, as `docker run -v v00001_data:/x` names it.
+func volumeName(i int) string { return fmt.Sprintf("v%05d_data", i) }
+
+// createName is the i-th volume the Create rounds make.
+func createName(i int) string { return fmt.Sprintf("c%05d_data", i) }
+
+// mountpoint is where portal-volume puts a volume named <app>_<dir>.
+func mountpoint(root, name string) string {
+	app, dir, _ := strings.Cut(name, "_")
+	return root + "/app_data/" + app + "/" + dir
+}
+
+// volumeOpts are the options of every benchmark volume: an app that runs
+// as uid 1000, as many do.
+var volumeOpts = map[string]string{"uid": "1000", "gid": "1000", "mode": "750"}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// side is one thing measured: a server, or the disk floor.
+type side struct {
+	name string
+	srv  *server // nil for the disk floor
+}
+
+// callFn makes call k (its index in the batch) and returns how long the
+// part that counts took.
+type callFn func(s *server, k int, buf *bytes.Buffer) (time.Duration, error)
+
+// samples are one side's timings of one call over all rounds.
+type samples struct {
+	d        []time.Duration
+	errors   int
+	firstErr error
+	wall     time.Duration
+}
+
+func (s *samples) add(b samples) {
+	s.d = append(s.d, b.d...)
+	s.errors += b.errors
+	if s.firstErr == nil {
+		s.firstErr = b.firstErr
+	}
+	s.wall += b.wall
+}
+
+func (s *samples) rate() float64 {
+	if s.wall == 0 {
+		return 0
+	}
+	return float64(len(s.d)) / s.wall.Seconds()
+}
+
+func (s *samples) pct(p float64) time.Duration {
+	if len(s.d) == 0 {
+		return 0
+	}
+	d := slices.Clone(s.d)
+	slices.Sort(d)
+	i := int(p * float64(len(d)-1))
+	return d[i]
+}
+
+// runBatch runs fn from conc workers: count calls in all, or (count 0) as
+// many as fit in dur.
+func runBatch(srv *server, conc, count int, dur time.Duration, fn callFn) samples {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var out samples
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(dur)
+	for range conc {
+		wg.Go(func() {
+			var mine []time.Duration
+			var errs int
+			var first error
+			var buf bytes.Buffer
+			for {
+				k := int(next.Add(1) - 1)
+				if count > 0 && k >= count || count == 0 && time.Now().After(deadline) {
+					break
+				}
+				d, err := fn(srv, k, &buf)
+				if err != nil {
+					errs++
+					if first == nil {
+						first = err
+					}
+					continue
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			out.d = append(out.d, mine...)
+			out.errors += errs
+			if out.firstErr == nil {
+				out.firstErr = first
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	out.wall = time.Since(start)
+	return out
+}
+
+// timed times one call and checks that the answer has want in it.
+func timed(s *server, method string, body []byte, buf *bytes.Buffer, want []byte) (time.Duration, error) {
+	start := time.Now()
+	err := s.callInto(method, body, buf)
+	d := time.Since(start)
+	if err == nil && want != nil && !bytes.Contains(buf.Bytes(), want) {
+		err = fmt.Errorf("%s: answer without %s: %s", method, want, buf.Bytes())
+	}
+	return d, err
+}
+
+var wantMountpoint = []byte(`"Mountpoint":"/`)
+
+type row struct {
+	call  string
+	sides []samples // portal, floor[, disk]
+}
+
+func protocol(c config, tmp string, stops *cleanups) {
+	dir := filepath.Join(tmp, "proto")
+	root := filepath.Join(dir, "root")
+	diskDir := filepath.Join(dir, "disk")
+	for _, d := range []string{root, diskDir + "/app_data", diskDir + "/records"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			panic(err)
+		}
+	}
+	portal := startProcess("portal-volume", dir+"/pv.sock", dir+"/portal-volume.log", c.binary,
+		"--root", root, "--socket", dir+"/pv.sock", "--log-level", "warn")
+	stops.add(portal.stop)
+	floor := startFloor(c, dir, root, stops)
+	defer func() {
+		if r := recover(); r != nil {
+			panic(fmt.Sprintf("%v\nportal-volume log:\n%s", r, portal.logs()))
+		}
+	}()
+
+	for i := range c.n {
+		body := mustJSON(volume.CreateRequest{Name: volumeName(i), Options: volumeOpts})
+		if _, err := portal.call("/VolumeDriver.Create", body); err != nil {
+			panic(err)
+		}
+	}
+	checkShapes(c, root, portal, floor)
+
+	getBodies := make([][]byte, c.n)
+	for i := range getBodies {
+		getBodies[i] = mustJSON(volume.GetRequest{Name: volumeName(i)})
+	}
+	var ids atomic.Int64
+	memory := []struct {
+		name string
+		fn   callFn
+	}{
+		{"Get", func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+			return timed(s, "/VolumeDriver.Get", getBodies[k%c.n], buf, wantMountpoint)
+		}},
+		{"Path", func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+			return timed(s, "/VolumeDriver.Path", getBodies[k%c.n], buf, wantMountpoint)
+		}},
+		{"Mount+Unmount", func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+			name, id := volumeName(k%c.n), fmt.Sprintf("%064x", ids.Add(1))
+			mount := mustJSON(volume.MountRequest{Name: name, ID: id})
+			unmount := mustJSON(volume.UnmountRequest{Name: name, ID: id})
+			d1, err := timed(s, "/VolumeDriver.Mount", mount, buf, wantMountpoint)
+			if err != nil {
+				return 0, err
+			}
+			d2, err := timed(s, "/VolumeDriver.Unmount", unmount, buf, nil)
+			return d1 + d2, err
+		}},
+		{"List", func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+			return timed(s, "/VolumeDriver.List", nil, buf, nil)
+		}},
+	}
+	created := 0
+	for _, conc := range c.cs {
+		var rows []row
+		for _, m := range memory {
+			pair := []*server{portal, floor}
+			for _, s := range pair { // warm-up
+				runBatch(s, conc, 0, c.batch/4, m.fn)
+			}
+			res := make([]samples, 2)
+			for r := range c.rounds {
+				for j := range 2 {
+					i := (j + r) % 2 // ABBA: drift falls on both
+					res[i].add(runBatch(pair[i], conc, 0, c.batch, m.fn))
+				}
+			}
+			rows = append(rows, row{m.name, res})
+		}
+		// Create and Remove: the same new names on each side; the disk
+		// floor does what Create and Remove cannot avoid, in the same
+		// file system.
+		first := created
+		created += c.rounds * c.creates
+		rec, err := os.Open(diskDir + "/records")
+		if err != nil {
+			panic(err)
+		}
+		disk := diskFloor{dir: diskDir, records: rec}
+		createFn := func(base int) callFn {
+			return func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+				name := createName(base + k)
+				if s == nil {
+					return disk.create(name)
+				}
+				body := mustJSON(volume.CreateRequest{Name: name, Options: volumeOpts})
+				return timed(s, "/VolumeDriver.Create", body, buf, nil)
+			}
+		}
+		removeFn := func(base int) callFn {
+			return func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+				name := createName(base + k)
+				if s == nil {
+					return disk.remove(name)
+				}
+				return timed(s, "/VolumeDriver.Remove", mustJSON(volume.RemoveRequest{Name: name}), buf, nil)
+			}
+		}
+		three := []*server{portal, floor, nil}
+		for _, mk := range []struct {
+			name string
+			fn   func(base int) callFn
+		}{{"Create", createFn}, {"Remove", removeFn}} {
+			res := make([]samples, 3)
+			for r := range c.rounds {
+				base := first + r*c.creates
+				for j := range 3 {
+					i := (j + r) % 3
+					res[i].add(runBatch(three[i], conc, c.creates, 0, mk.fn(base)))
+				}
+			}
+			rows = append(rows, row{mk.name, res})
+		}
+		rec.Close()
+		printProtocol(c, conc, rows)
+	}
+}
+
+// checkShapes makes sure portal-volume and the floor answer Get and List
+// alike, so that the floor pays for the same JSON.
+func checkShapes(c config, root string, servers ...*server) {
+	for _, s := range servers {
+		b, err := s.call("/VolumeDriver.Get", mustJSON(volume.GetRequest{Name: volumeName(0)}))
+		if err != nil {
+			panic(err)
+		}
+		var g volume.GetResponse
+		if err := json.Unmarshal(b, &g); err != nil || g.Volume == nil || len(g.Volume.Status) != 8 ||
+			g.Volume.Mountpoint != mountpoint(root, volumeName(0)) || g.Volume.CreatedAt == "" {
+			panic(fmt.Sprintf("%s: Get answered %s", s.name, b))
+		}
+		b, err = s.call("/VolumeDriver.List", nil)
+		if err != nil {
+			panic(err)
+		}
+		var l volume.ListResponse
+		if err := json.Unmarshal(b, &l); err != nil || len(l.Volumes) != c.n {
+			panic(fmt.Sprintf("%s: List answered %d volumes, want %d (%v)", s.name, len(l.Volumes), c.n, err))
+		}
+	}
+}
+
+// diskFloor is the disk work Create and Remove must do, done directly:
+// Create makes app_data/<app> (root 0755) and app_data/<app>/<dir> (the
+// volume's owner and mode), and writes a 200-byte record durably (temp
+// file, fsync, rename, fsync of the directory); Remove (on_remove=keep)
+// unlinks the record and fsyncs the directory.
+type diskFloor struct {
+	dir     string
+	records *os.File
+}
+
+var record = bytes.Repeat([]byte("r"), 200)
+
+func (f diskFloor) create(name string) (time.Duration, error) {
+	app, sub, _ := strings.Cut(name, "_")
+	appDir := f.dir + "/app_data/" + app
+	volDir := appDir + "/" + sub
+	tmp := f.dir + "/records/.tmp-" + name
+	start := time.Now()
+	err := mkdirOwned(appDir, 0, 0, 0o755)
+	if err == nil {
+		err = mkdirOwned(volDir, 1000, 1000, 0o750)
+	}
+	if err == nil {
+		err = writeDurable(tmp, f.dir+"/records/"+name+".json", f.records)
+	}
+	return time.Since(start), err
+}
+
+func (f diskFloor) remove(name string) (time.Duration, error) {
+	start := time.Now()
+	err := unix.Unlink(f.dir + "/records/" + name + ".json")
+	if err == nil {
+		err = f.records.Sync()
+	}
+	return time.Since(start), err
+}
+
+func mkdirOwned(path string, uid, gid int, mode uint32) error {
+	if err := unix.Mkdir(path, 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", path, err)
+	}
+	if err := unix.Chown(path, uid, gid); err != nil {
+		return err
+	}
+	return unix.Chmod(path, mode)
+}
+
+func writeDurable(tmp, dst string, dir *os.File) error {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(record)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err == nil {
+		err = dir.Sync()
+	}
+	return err
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
+
+func ratio(a, b time.Duration) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
+}
+
+func printProtocol(c config, conc int, rows []row) {
+	fmt.Printf("## Protocol: %d volumes, C=%d concurrent client(s), %d rounds per side\n\n", c.n, conc, c.rounds)
+	fmt.Println("| call | portal-volume calls/s | p50 | p99 | errors | floor calls/s | p50 | p99 | p50 ratio | p99 ratio |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		p, f := r.sides[0], r.sides[1]
+		errs := fmt.Sprint(p.errors)
+		if f.errors > 0 {
+			errs += fmt.Sprintf(" (floor %d)", f.errors)
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %.0f | %s | %s | **%s** | %s |\n", r.call,
+			p.rate(), ms(p.pct(0.50)), ms(p.pct(0.99)), errs,
+			f.rate(), ms(f.pct(0.50)), ms(f.pct(0.99)),
+			ratio(p.pct(0.50), f.pct(0.50)), ratio(p.pct(0.99), f.pct(0.99)))
+		for i, s := range r.sides {
+			if s.firstErr != nil {
+				fmt.Fprintf(os.Stderr, "bench: %s, side %d: %d errors, first: %v\n", r.call, i, s.errors, s.firstErr)
+			}
+		}
+	}
+	fmt.Println()
+	fmt.Println("Create and Remove against the disk work they cannot avoid (same file system, same concurrency):")
+	fmt.Println()
+	fmt.Println("| call | portal-volume p50 | disk floor p50 | protocol floor p50 | portal / disk | portal / (disk + protocol) |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		if len(r.sides) < 3 {
+			continue
+		}
+		p, f, d := r.sides[0].pct(0.5), r.sides[1].pct(0.5), r.sides[2].pct(0.5)
+		fmt.Printf("| %s | %s | %s | %s | %s | **%s** |\n", r.call, ms(p), ms(d), ms(f), ratio(p, d), ratio(p, d+f))
+	}
+	fmt.Println()
+}

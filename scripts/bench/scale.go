@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/docker/go-plugins-helpers/volume"
+
+	"github.com/portal/portal-volume/driver"
+	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/driver/state"
+)
+
+// startsPerScale is how many times the binary is started on each state
+// directory; the median start-up is reported.
+const startsPerScale = 3
+
+type scaleResult struct {
+	n                     int
+	write                 time.Duration
+	startups              []time.Duration
+	listP50, listMax      time.Duration
+	getP50                time.Duration
+	rssStart, rssList, hw int // KiB
+}
+
+func scaleFigures(c config, tmp string, stops *cleanups) {
+	var results []scaleResult
+	for _, n := range c.scale {
+		results = append(results, scaleOne(c, tmp, n, stops))
+	}
+	fmt.Println("## Scale")
+	fmt.Println()
+	fmt.Printf("State directory written directly (one record file per volume, as driver/state writes it); start-up is the median of %d starts, from fork/exec to the first correct Get, with the records in the page cache.\n\n", startsPerScale)
+	fmt.Println("| volumes | start-up to first correct Get | List p50 | List max | Get p50 | RSS after start | RSS after List | peak RSS |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range results {
+		slices.Sort(r.startups)
+		fmt.Printf("| %d | %s | %s | %s | %s | %s | %s | %s |\n", r.n,
+			ms(r.startups[len(r.startups)/2]), ms(r.listP50), ms(r.listMax), ms(r.getP50),
+			mib(r.rssStart), mib(r.rssList), mib(r.hw))
+	}
+	fmt.Println()
+}
+
+func mib(kib int) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
+
+func scaleOne(c config, tmp string, n int, stops *cleanups) scaleResult {
+	dir := filepath.Join(tmp, fmt.Sprintf("scale-%d", n))
+	root := filepath.Join(dir, "root")
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(os.Stderr, "bench: scale %d: writing records\n", n)
+	r := scaleResult{n: n}
+	start := time.Now()
+	writeRecords(filepath.Join(root, driver.StateDirName, "volumes"), n)
+	r.write = time.Since(start)
+
+	socket := dir + "/pv.sock"
+	last := volumeName(n - 1)
+	getBody := mustJSON(volume.GetRequest{Name: last})
+	want := mountpoint(root, last)
+	for i := range startsPerScale {
+		s, took := startTimed(c.binary, dir, root, socket, getBody, want)
+		stops.add(s.stop)
+		r.startups = append(r.startups, took)
+		if i < startsPerScale-1 {
+			s.stop()
+			continue
+		}
+		r.rssStart, _ = procStatus(s.cmd.Process.Pid)
+		var buf bytes.Buffer
+		var gets, lists []time.Duration
+		for range 200 {
+			d, err := timed(s, "/VolumeDriver.Get", getBody, &buf, wantMountpoint)
+			if err != nil {
+				panic(err)
+			}
+			gets = append(gets, d)
+		}
+		for k := range 20 {
+			d, err := timed(s, "/VolumeDriver.List", nil, &buf, nil)
+			if err != nil {
+				panic(err)
+			}
+			if k == 0 {
+				var l volume.ListResponse
+				if err := json.Unmarshal(buf.Bytes(), &l); err != nil || len(l.Volumes) != n {
+					panic(fmt.Sprintf("scale %d: List answered %d volumes (%v); portal-volume log:\n%s", n, len(l.Volumes), err, s.logs()))
+				}
+			}
+			lists = append(lists, d)
+		}
+		slices.Sort(gets)
+		slices.Sort(lists)
+		r.getP50, r.listP50, r.listMax = gets[len(gets)/2], lists[len(lists)/2], lists[len(lists)-1]
+		r.rssList, r.hw = procStatus(s.cmd.Process.Pid)
+		s.stop()
+	}
+	fmt.Fprintf(os.Stderr, "bench: scale %d: done\n", n)
+	return r
+}
+
+// startTimed starts the binary and polls its socket until a Get of the
+// last volume answers with the right mountpoint; it returns the time from
+// just before fork/exec to that answer.
+func startTimed(binary, dir, root, socket string, getBody []byte, want string) (*server, time.Duration) {
+	logf, err := os.Create(dir + "/portal-volume.log")
+	if err != nil {
+		panic(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(binary, "--root", root, "--socket", socket, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	s := &server{name: "portal-volume", socket: socket, log: logf.Name(), client: newClient(socket, 2)}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	s.cmd = cmd
+	wantJSON := []byte(`"Mountpoint":` + strconv.Quote(want))
+	for {
+		b, err := s.call("/VolumeDriver.Get", getBody)
+		if err == nil && bytes.Contains(b, wantJSON) {
+			return s, time.Since(start)
+		}
+		if err == nil {
+			s.stop()
+			panic(fmt.Sprintf("first Get answered %s, want mountpoint %s", b, want))
+		}
+		if time.Since(start) > time.Minute {
+			s.stop()
+			panic(fmt.Sprintf("no correct Get within a minute (%v); log:\n%s", err, s.logs()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// writeRecords writes n volume records into dir as driver/state does
+// (JSON of state.Volume in a file named by the name's hash), but without
+// fsync: the figures are about reading them.
+func writeRecords(dir string, n int) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		panic(err)
+	}
+	created := time.Now().UTC().Truncate(time.Second)
+	var wg sync.WaitGroup
+	const workers = 4
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				name := volumeName(i)
+				app, _, _ := strings.Cut(name, "_")
+				v := state.Volume{Name: name, CreatedAt: created, Spec: spec.Spec{
+					App: app, Path: "/data", UID: 1000, GID: 1000, Mode: 0o750, OnRemove: spec.Keep,
+				}}
+				data := append(mustJSON(v), '\n')
+				if err := os.WriteFile(filepath.Join(dir, recordFileName(name)), data, 0o600); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			panic(err)
+		}
+	}
+}
+
+// recordFileName is driver/state's file name for a record; a start that
+// does not find every volume fails the run, so a change there is noticed.
+func recordFileName(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:16]) + ".json"
+}
+
+// procStatus returns VmRSS and VmHWM of pid, in KiB.
+func procStatus(pid int) (rss, hwm int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			hwm = v
+		}
+	}
+	return rss, hwm
+}
