@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portal/portal-volume/driver/tree"
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 var sharedNames = []string{"documents", "media", "music"}
@@ -158,73 +156,6 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// snapshot describes everything below dir without following symlinks.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		desc := fmt.Sprintf("%v %d:%d mtime=%d size=%d", fi.Mode(), st.Uid, st.Gid, fi.ModTime().UnixNano(), fi.Size())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			desc += " -> " + target
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" sha=%x", sha256.Sum256(data))
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameSnapshot(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	if maps.Equal(before, after) {
-		return
-	}
-	keys := slices.Sorted(maps.Keys(before))
-	for k := range after {
-		if _, ok := before[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	for _, k := range keys {
-		if before[k] != after[k] {
-			t.Errorf("%s: %s changed: %q -> %q", what, k, before[k], after[k])
-		}
-	}
-	t.FailNow()
-}
-
-func withoutDirMtimes(m map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range m {
-		if strings.HasPrefix(v, "d") {
-			v = mtimeRE.ReplaceAllString(v, "")
-		}
-		out[k] = v
-	}
-	return out
-}
-
-var mtimeRE = regexp.MustCompile(`mtime=\d+ `)
-
 func listing(t *testing.T, d volume.Driver) map[string]string {
 	t.Helper()
 	r, err := d.List()
@@ -353,12 +284,12 @@ func TestCreateAdopt(t *testing.T) {
 	chown(t, filepath.Join(dir, "gitea/conf/app.ini"), 5, 6, 0o600)
 	chown(t, dir, 7, 8, 0o711)
 	chown(t, filepath.Join(root, "app_data/gitea"), 9, 9, 0o700)
-	before := snapshot(t, root)
+	before := testutil.Snapshot(t, root)
 
 	create(t, d, "gitea_data", map[string]string{"uid": "1000", "gid": "1000", "mode": "750"})
 
 	wantDir(t, dir, 0o750, 1000, 1000)
-	after := snapshot(t, root)
+	after := testutil.Snapshot(t, root)
 	for k, v := range before {
 		if k == "app_data/gitea/data" || k == ".portal-volume" || strings.HasPrefix(k, ".portal-volume/") || k == "." {
 			continue
@@ -381,7 +312,7 @@ func TestCreateIdempotent(t *testing.T) {
 	drv.byName["v"].CreatedAt = past // as if made long ago
 	dir := filepath.Join(root, "app_data/gitea/data")
 	chown(t, dir, 1, 2, 0o700)
-	before := snapshot(t, root)
+	before := testutil.Snapshot(t, root)
 	for _, opts := range []map[string]string{
 		{"app": "gitea", "path": "/data", "mode": "0750", "uid": "1000"},
 		{"APP": "gitea", "Path": "data/", "MODE": "750", "uid": "01000", "gid": "0", "on_remove": "keep"},
@@ -389,7 +320,7 @@ func TestCreateIdempotent(t *testing.T) {
 	} {
 		create(t, d, "v", opts)
 	}
-	sameSnapshot(t, "root", before, snapshot(t, root))
+	testutil.Same(t, "root", before, testutil.Snapshot(t, root))
 	if got := get(t, d, "v").CreatedAt; got != past.Format(time.RFC3339) {
 		t.Fatalf("CreatedAt %s, want %s", got, past.Format(time.RFC3339))
 	}
@@ -402,7 +333,7 @@ func TestCreateDifferentOptions(t *testing.T) {
 	d, _, root := setup(t)
 	create(t, d, "v", map[string]string{"app": "gitea", "path": "/data", "uid": "1000"})
 	create(t, d, "del", map[string]string{"app": "x", "on_remove": "delete"})
-	before := snapshot(t, root)
+	before := testutil.Snapshot(t, root)
 	for _, opts := range []map[string]string{
 		{"app": "gitea", "path": "/data", "uid": "1001"},
 		{"app": "gitea", "path": "/data"},
@@ -415,7 +346,7 @@ func TestCreateDifferentOptions(t *testing.T) {
 		createErr(t, d, "v", opts, `"v"`, "already exists", "remove", "create it again")
 	}
 	createErr(t, d, "del", map[string]string{"app": "x"}, `"del"`, "on_remove=delete", "move the data away")
-	sameSnapshot(t, "root", before, snapshot(t, root))
+	testutil.Same(t, "root", before, testutil.Snapshot(t, root))
 	if s := get(t, d, "v").Status; s["uid"] != uint32(1000) || s["path"] != "/data" {
 		t.Fatalf("status changed: %v", s)
 	}
@@ -474,7 +405,7 @@ func TestShared(t *testing.T) {
 	media := filepath.Join(root, "shared/media")
 	write(t, filepath.Join(media, "film.mkv"), "film")
 	chown(t, media, 1000, 1000, 0o700)
-	before := snapshot(t, filepath.Join(root, "shared"))
+	before := testutil.Snapshot(t, filepath.Join(root, "shared"))
 
 	create(t, d, "media", map[string]string{"shared": "media"})
 	create(t, d, "jellyfin-media", map[string]string{"shared": "media", "app": "jellyfin"})
@@ -491,7 +422,7 @@ func TestShared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sameSnapshot(t, "shared", before, snapshot(t, filepath.Join(root, "shared")))
+	testutil.Same(t, "shared", before, testutil.Snapshot(t, filepath.Join(root, "shared")))
 
 	createErr(t, d, "x", map[string]string{"shared": "media", "on_remove": "delete"}, "on_remove")
 	createErr(t, d, "x", map[string]string{"shared": "videos"}, "shared", "videos", "documents, media, music")
@@ -551,7 +482,7 @@ func TestMountRefusesSymlink(t *testing.T) {
 			if err := os.Symlink(outside, link); err != nil {
 				t.Fatal(err)
 			}
-			beforeOut, beforeRoot := snapshot(t, outside), snapshot(t, root)
+			beforeOut, beforeRoot := testutil.Snapshot(t, outside), testutil.Snapshot(t, root)
 			_, err := d.Mount(&volume.MountRequest{Name: "v", ID: "c"})
 			if !errors.Is(err, tree.ErrSymlink) || !strings.Contains(err.Error(), link) {
 				t.Fatalf("Mount through a symlink at %s: %v", link, err)
@@ -561,8 +492,8 @@ func TestMountRefusesSymlink(t *testing.T) {
 			if !errors.Is(err, tree.ErrSymlink) {
 				t.Fatalf("Remove through a symlink at %s: %v", link, err)
 			}
-			sameSnapshot(t, "outside", beforeOut, snapshot(t, outside))
-			sameSnapshot(t, "root", beforeRoot, snapshot(t, root))
+			testutil.Same(t, "outside", beforeOut, testutil.Snapshot(t, outside))
+			testutil.Same(t, "root", beforeRoot, testutil.Snapshot(t, root))
 			if n := mounts(t, d, "v"); n != 0 {
 				t.Fatalf("a refused mount was counted: %d", n)
 			}
@@ -634,15 +565,15 @@ func TestRemove(t *testing.T) {
 		}
 	}
 	write(t, filepath.Join(root, "shared/media/song"), "la")
-	beforeOut := snapshot(t, outside)
+	beforeOut := testutil.Snapshot(t, outside)
 
-	keepBefore := snapshot(t, filepath.Join(root, "app_data/a/files/keep"))
+	keepBefore := testutil.Snapshot(t, filepath.Join(root, "app_data/a/files/keep"))
 	if err := d.Remove(&volume.RemoveRequest{Name: "keep"}); err != nil {
 		t.Fatal(err)
 	}
-	sameSnapshot(t, "kept", keepBefore, snapshot(t, filepath.Join(root, "app_data/a/files/keep")))
+	testutil.Same(t, "kept", keepBefore, testutil.Snapshot(t, filepath.Join(root, "app_data/a/files/keep")))
 
-	sibBefore := snapshot(t, filepath.Join(root, "app_data/a/files/delx"))
+	sibBefore := testutil.Snapshot(t, filepath.Join(root, "app_data/a/files/delx"))
 	if err := d.Remove(&volume.RemoveRequest{Name: "del"}); err != nil {
 		t.Fatal(err)
 	}
@@ -651,8 +582,8 @@ func TestRemove(t *testing.T) {
 	}
 	wantDir(t, filepath.Join(root, "app_data/a/files"), 0o755, 0, 0)
 	wantDir(t, filepath.Join(root, "app_data/a"), 0o755, 0, 0)
-	sameSnapshot(t, "sibling", sibBefore, snapshot(t, filepath.Join(root, "app_data/a/files/delx")))
-	sameSnapshot(t, "outside", beforeOut, snapshot(t, outside))
+	testutil.Same(t, "sibling", sibBefore, testutil.Snapshot(t, filepath.Join(root, "app_data/a/files/delx")))
+	testutil.Same(t, "outside", beforeOut, testutil.Snapshot(t, outside))
 
 	// Only the volume's own directory goes; its empty parents stay.
 	create(t, d, "lonely", map[string]string{"app": "z", "path": "/p/q", "on_remove": "delete"})
@@ -851,10 +782,10 @@ func TestFailedCreateChangesNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s %v", tc.name, tc.opts), func(t *testing.T) {
-			beforeRoot, beforeOut, beforeList := snapshot(t, root), snapshot(t, outside), listing(t, d)
+			beforeRoot, beforeOut, beforeList := testutil.Snapshot(t, root), testutil.Snapshot(t, outside), listing(t, d)
 			createErr(t, d, tc.name, tc.opts)
-			sameSnapshot(t, "root", beforeRoot, snapshot(t, root))
-			sameSnapshot(t, "outside", beforeOut, snapshot(t, outside))
+			testutil.Same(t, "root", beforeRoot, testutil.Snapshot(t, root))
+			testutil.Same(t, "outside", beforeOut, testutil.Snapshot(t, outside))
 			if after := listing(t, d); !maps.Equal(beforeList, after) {
 				t.Fatalf("List changed: %v -> %v", beforeList, after)
 			}
@@ -872,10 +803,10 @@ func TestFailedRecordWriteChangesNothing(t *testing.T) {
 	}
 	// Making and removing a directory changes its parent's mtime: compare
 	// without directory mtimes.
-	before := withoutDirMtimes(snapshot(t, root))
+	before := testutil.WithoutDirMtimes(testutil.Snapshot(t, root))
 	createErr(t, d, "v", map[string]string{"app": "newapp", "path": "/a/b/c"})
 	createErr(t, d, "m", map[string]string{"shared": "media"})
-	sameSnapshot(t, "root", before, withoutDirMtimes(snapshot(t, root)))
+	testutil.Same(t, "root", before, testutil.WithoutDirMtimes(testutil.Snapshot(t, root)))
 	if len(listing(t, d)) != 0 {
 		t.Fatal("a volume was recorded")
 	}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // Disk faults, on a small tmpfs mounted as the root: the plugin must fail
@@ -50,13 +52,13 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	f.Close()
-	before := snapshot(t, root)
+	before := testutil.Snapshot(t, root)
 
 	err = createErr(t, d, "full_data", nil, "no space left on device")
 	if err == nil {
 		t.Fatal("create on a full disk succeeded")
 	}
-	sameListing(t, "a create that failed on a full disk", before, snapshot(t, root))
+	testutil.Same(t, "a create that failed on a full disk", testutil.WithoutDirMtimes(before), testutil.WithoutDirMtimes(testutil.Snapshot(t, root)))
 	if _, err := d.Get(&volume.GetRequest{Name: "full_data"}); err == nil {
 		t.Error("the failed volume is known")
 	}
@@ -102,9 +104,9 @@ func TestStateNotWritable(t *testing.T) {
 		t.Skipf("no immutable flag on this filesystem: %v", err)
 	}
 	t.Cleanup(func() { _ = setImmutable(false) })
-	before := snapshot(t, root)
+	before := testutil.Snapshot(t, root)
 	createErr(t, d, "other_data", nil, "operation not permitted")
-	sameListing(t, "a create refused by the state directory", before, snapshot(t, root))
+	testutil.Same(t, "a create refused by the state directory", testutil.WithoutDirMtimes(before), testutil.WithoutDirMtimes(testutil.Snapshot(t, root)))
 	if v := get(t, d, "ro_data"); v.Mountpoint != filepath.Join(root, "app_data/ro/data") {
 		t.Errorf("Get with an unwritable state: %+v", v)
 	}
@@ -112,23 +114,6 @@ func TestStateNotWritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t, d, "other_data", nil)
-}
-
-// sameListing compares two snapshots by names, types, modes and owners:
-// directory mtimes change when a failed create undoes what it made.
-func sameListing(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	strip := func(m map[string]string) map[string]string {
-		out := make(map[string]string, len(m))
-		for k, v := range m {
-			if i := strings.Index(v, " mtime="); i >= 0 && strings.HasPrefix(v, "d") {
-				v = v[:i]
-			}
-			out[k] = v
-		}
-		return out
-	}
-	sameSnapshot(t, what, strip(before), strip(after))
 }
 
 func TestUnusableRootOrState(t *testing.T) {

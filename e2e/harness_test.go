@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -13,10 +12,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // driverName is the name the suite's plugin has in both modes: never the
@@ -53,11 +53,11 @@ type plugin interface {
 type legacyPlugin struct {
 	root, socket string
 	cmd          *exec.Cmd
-	out          *syncBuffer
+	out          *testutil.Buffer
 }
 
 func startLegacy(t *testing.T, root string, extraArgs ...string) *legacyPlugin {
-	p := &legacyPlugin{root: root, socket: "/run/docker/plugins/" + driverName + ".sock", out: &syncBuffer{}}
+	p := &legacyPlugin{root: root, socket: "/run/docker/plugins/" + driverName + ".sock", out: &testutil.Buffer{}}
 	p.start(t, extraArgs...)
 	return p
 }
@@ -292,47 +292,6 @@ func buildPlugin(work string, managed bool) error {
 		return fmt.Errorf("plugin-rootfs.sh: %w\n%s", err, out)
 	}
 	return nil
-}
-
-// snapshot lists every file below root with its type, owner and mode: what
-// a refused request must leave unchanged.
-func snapshot(t *testing.T, root string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		fmt.Fprintf(&b, "%s %v %d:%d\n", strings.TrimPrefix(path, root), fi.Mode(), st.Uid, st.Gid)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func sourceDir() string {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // TestCrashSafety runs the daemon as a real process under a load of
@@ -101,7 +103,7 @@ func (h *crashHarness) start(t *testing.T) *exec.Cmd {
 	}
 	cmd := exec.Command(self, "--root", h.root, "--socket", h.sock, "--log-level", "error")
 	cmd.Env = append(os.Environ(), runAsDaemonEnv+"=1")
-	var out syncWriter
+	var out testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -309,21 +311,3 @@ type atomicCounter struct{ n atomic.Int64 }
 
 func (c *atomicCounter) add() int64  { return c.n.Add(1) }
 func (c *atomicCounter) Load() int64 { return c.n.Load() }
-
-// syncWriter collects a process's output for a failure message.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}

@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/portal/portal-volume/driver"
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // server is the daemon's serving stack in-process: the real driver on a
@@ -129,15 +129,13 @@ func TestMalformedRequests(t *testing.T) {
 
 func TestRequestSizeIsCapped(t *testing.T) {
 	s := startServer(t)
-	before := listTree(t, s.root)
+	before := testutil.Snapshot(t, s.root)
 	huge := fmt.Sprintf(`{"Name":"huge_data","Opts":{"app":"huge","path":"/%s"}}`, strings.Repeat("a", 4*maxRequestBytes))
 	status, b, err := s.post("/VolumeDriver.Create", []byte(huge))
 	if err == nil && (status != http.StatusBadRequest || !strings.Contains(string(b), "larger than")) {
 		t.Fatalf("a %d-byte request was read whole: status %d, %.200q", len(huge), status, b)
 	}
-	if after := listTree(t, s.root); after != before {
-		t.Errorf("a refused huge request changed the tree:\n%s\n%s", before, after)
-	}
+	testutil.Same(t, "a refused huge request", before, testutil.Snapshot(t, s.root))
 	// Just under the cap is served (and refused for its path, by name).
 	under := fmt.Sprintf(`{"Name":"big_data","Opts":{"colour":"%s"}}`, strings.Repeat("b", maxRequestBytes-1024))
 	if e, _ := s.call(t, "/VolumeDriver.Create", json.RawMessage(under)); !strings.Contains(e, "colour") {
@@ -262,24 +260,6 @@ func mounts(t testing.TB, s *server, name string) float64 {
 		t.Fatalf("Get %s: %s", name, e)
 	}
 	return res["Volume"].(map[string]any)["Status"].(map[string]any)["mounts"].(float64)
-}
-
-// listTree describes every file below root: path, type and mode, owner.
-func listTree(t testing.TB, root string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.Walk(root, func(path string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		fmt.Fprintf(&b, "%s %v %d:%d\n", strings.TrimPrefix(path, root), fi.Mode(), st.Uid, st.Gid)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }
 
 // FuzzProtocol sends arbitrary bodies to every endpoint of one server. The

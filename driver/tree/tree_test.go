@@ -1,17 +1,16 @@
 package tree
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 func requireRoot(t *testing.T) {
@@ -19,64 +18,6 @@ func requireRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to chown")
 	}
-}
-
-// snapshot describes everything below dir without following symlinks:
-// type, mode, owner, mtime, content and link targets.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		desc := fmt.Sprintf("%v %d:%d mtime=%d", fi.Mode(), st.Uid, st.Gid, fi.ModTime().UnixNano())
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" sha=%x", sha256.Sum256(data))
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameSnapshot(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	if maps.Equal(before, after) {
-		return
-	}
-	keys := slices.Sorted(maps.Keys(before))
-	for k := range after {
-		if _, ok := before[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	for _, k := range keys {
-		if before[k] != after[k] {
-			t.Errorf("%s: %s changed: %q -> %q", what, k, before[k], after[k])
-		}
-	}
-	t.FailNow()
 }
 
 func stat(t *testing.T, p string) (mode fs.FileMode, uid, gid uint32) {
@@ -250,8 +191,8 @@ func TestMakeDirAdopt(t *testing.T) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, dir)
-	parents := snapshot(t, filepath.Join(root, "app_data"))
+	before := testutil.Snapshot(t, dir)
+	parents := testutil.Snapshot(t, filepath.Join(root, "app_data"))
 	delete(parents, "gitea/data")
 
 	made, err := tr.MakeDir("app_data/gitea/data", &Owner{UID: 1000, GID: 1000, Mode: 0o750})
@@ -262,11 +203,11 @@ func TestMakeDirAdopt(t *testing.T) {
 		t.Fatalf("made = %q for an existing directory", made)
 	}
 	wantDir(t, dir, 0o750, 1000, 1000)
-	after := snapshot(t, dir)
+	after := testutil.Snapshot(t, dir)
 	delete(before, ".")
 	delete(after, ".")
-	sameSnapshot(t, "content", before, after)
-	afterParents := snapshot(t, filepath.Join(root, "app_data"))
+	testutil.Same(t, "content", before, after)
+	afterParents := testutil.Snapshot(t, filepath.Join(root, "app_data"))
 	for k := range afterParents {
 		if !strings.HasPrefix(k, "gitea/data") && afterParents[k] != parents[k] {
 			t.Fatalf("parent %s changed: %q -> %q", k, parents[k], afterParents[k])
@@ -396,13 +337,13 @@ func TestMakeDirRefusesSymlinks(t *testing.T) {
 				tr, root := open(t)
 				outside := plantOutside(t)
 				tc.plant(t, root, outside)
-				beforeRoot, beforeOut := snapshot(t, root), snapshot(t, outside)
+				beforeRoot, beforeOut := testutil.Snapshot(t, root), testutil.Snapshot(t, outside)
 
 				_, err := tr.MakeDir(tc.rel, owner)
 				wantSymlinkError(t, err, filepath.Join(root, tc.link))
 
-				sameSnapshot(t, "root", beforeRoot, snapshot(t, root))
-				sameSnapshot(t, "outside", beforeOut, snapshot(t, outside))
+				testutil.Same(t, "root", beforeRoot, testutil.Snapshot(t, root))
+				testutil.Same(t, "outside", beforeOut, testutil.Snapshot(t, outside))
 			})
 		}
 	}
@@ -414,7 +355,7 @@ func TestMakeDirRefusesNonDirectory(t *testing.T) {
 		t.Run(rel, func(t *testing.T) {
 			tr, root := open(t)
 			write(t, filepath.Join(root, "app_data/a/file"), "x")
-			before := snapshot(t, root)
+			before := testutil.Snapshot(t, root)
 			_, err := tr.MakeDir(rel, &Owner{UID: 1, GID: 1, Mode: 0o700})
 			if err == nil {
 				t.Fatal("no error")
@@ -423,7 +364,7 @@ func TestMakeDirRefusesNonDirectory(t *testing.T) {
 				!strings.Contains(err.Error(), "not a directory") {
 				t.Fatalf("error %q", err)
 			}
-			sameSnapshot(t, "root", before, snapshot(t, root))
+			testutil.Same(t, "root", before, testutil.Snapshot(t, root))
 		})
 	}
 }
@@ -450,8 +391,8 @@ func TestRemoveDir(t *testing.T) {
 	// Siblings and parents that must stay.
 	write(t, filepath.Join(root, "app_data/a/files/imports/keep"), "keep")
 	write(t, filepath.Join(root, "app_data/a/files/images-old/keep"), "keep")
-	beforeOut := snapshot(t, outside)
-	beforeRoot := snapshot(t, root)
+	beforeOut := testutil.Snapshot(t, outside)
+	beforeRoot := testutil.Snapshot(t, root)
 
 	if err := tr.RemoveDir("app_data/a/files/images"); err != nil {
 		t.Fatal(err)
@@ -459,8 +400,8 @@ func TestRemoveDir(t *testing.T) {
 	if _, err := os.Lstat(vol); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("volume directory still there: %v", err)
 	}
-	sameSnapshot(t, "outside", beforeOut, snapshot(t, outside))
-	afterRoot := snapshot(t, root)
+	testutil.Same(t, "outside", beforeOut, testutil.Snapshot(t, outside))
+	afterRoot := testutil.Snapshot(t, root)
 	for k, v := range beforeRoot {
 		if k == "app_data/a/files/images" || strings.HasPrefix(k, "app_data/a/files/images/") {
 			if _, ok := afterRoot[k]; ok {
@@ -510,13 +451,13 @@ func TestRemoveDirRefusesSymlinks(t *testing.T) {
 				write(t, filepath.Join(root, "app_data/b/other/keep"), "keep")
 				write(t, filepath.Join(root, "app_data/b/files/images/keep"), "keep")
 			}
-			beforeRoot, beforeOut := snapshot(t, root), snapshot(t, outside)
+			beforeRoot, beforeOut := testutil.Snapshot(t, root), testutil.Snapshot(t, outside)
 
 			err := tr.RemoveDir(tc.rel)
 			wantSymlinkError(t, err, filepath.Join(root, tc.link))
 
-			sameSnapshot(t, "root", beforeRoot, snapshot(t, root))
-			sameSnapshot(t, "outside", beforeOut, snapshot(t, outside))
+			testutil.Same(t, "root", beforeRoot, testutil.Snapshot(t, root))
+			testutil.Same(t, "outside", beforeOut, testutil.Snapshot(t, outside))
 		})
 	}
 }
@@ -524,9 +465,9 @@ func TestRemoveDirRefusesSymlinks(t *testing.T) {
 func TestRemoveDirRefusesFile(t *testing.T) {
 	tr, root := open(t)
 	write(t, filepath.Join(root, "app_data/a/data"), "x")
-	before := snapshot(t, root)
+	before := testutil.Snapshot(t, root)
 	if err := tr.RemoveDir("app_data/a/data"); err == nil {
 		t.Fatal("a file was removed as a directory")
 	}
-	sameSnapshot(t, "root", before, snapshot(t, root))
+	testutil.Same(t, "root", before, testutil.Snapshot(t, root))
 }
