@@ -126,21 +126,6 @@ func wantDir(t *testing.T, p string, perm fs.FileMode, uid, gid uint32) {
 	}
 }
 
-func mkdir(t *testing.T, p string) {
-	t.Helper()
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t *testing.T, p, data string) {
-	t.Helper()
-	mkdir(t, filepath.Dir(p))
-	if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func chown(t *testing.T, p string, uid, gid int, mode fs.FileMode) {
 	t.Helper()
 	if err := os.Chown(p, uid, gid); err != nil {
@@ -276,8 +261,8 @@ func TestStatus(t *testing.T) {
 func TestCreateAdopt(t *testing.T) {
 	d, _, root := setup(t)
 	dir := filepath.Join(root, "app_data/gitea/data")
-	write(t, filepath.Join(dir, "gitea/conf/app.ini"), "[server]\n")
-	write(t, filepath.Join(dir, "git/repo/HEAD"), "ref: refs/heads/main\n")
+	testutil.Write(t, filepath.Join(dir, "gitea/conf/app.ini"), "[server]\n")
+	testutil.Write(t, filepath.Join(dir, "git/repo/HEAD"), "ref: refs/heads/main\n")
 	if err := os.Symlink("/etc", filepath.Join(dir, "etc-link")); err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +388,7 @@ func TestShared(t *testing.T) {
 	d, _, root := setup(t)
 	// An existing shared directory is used as it is.
 	media := filepath.Join(root, "shared/media")
-	write(t, filepath.Join(media, "film.mkv"), "film")
+	testutil.Write(t, filepath.Join(media, "film.mkv"), "film")
 	chown(t, media, 1000, 1000, 0o700)
 	before := testutil.Snapshot(t, filepath.Join(root, "shared"))
 
@@ -446,7 +431,7 @@ func TestMountRepairs(t *testing.T) {
 	dir := filepath.Join(root, "app_data/a/x/data")
 
 	// Docker copied an image's directory and its owner into the volume.
-	write(t, filepath.Join(dir, "from-image"), "x")
+	testutil.Write(t, filepath.Join(dir, "from-image"), "x")
 	chown(t, dir, 0, 0, 0o755)
 	mount(t, d, "v", "c1")
 	wantDir(t, dir, 0o750, 1000, 1000)
@@ -469,7 +454,7 @@ func TestMountRepairs(t *testing.T) {
 func TestMountRefusesSymlink(t *testing.T) {
 	d, _, root := setup(t)
 	outside := t.TempDir()
-	write(t, filepath.Join(outside, "secret"), "s")
+	testutil.Write(t, filepath.Join(outside, "secret"), "s")
 	chown(t, outside, 0, 0, 0o700)
 	create(t, d, "v", map[string]string{"app": "a", "path": "/data", "uid": "1000", "mode": "777", "on_remove": "delete"})
 	dir := filepath.Join(root, "app_data/a/data")
@@ -478,7 +463,7 @@ func TestMountRefusesSymlink(t *testing.T) {
 			if err := os.RemoveAll(filepath.Join(root, "app_data")); err != nil {
 				t.Fatal(err)
 			}
-			mkdir(t, filepath.Dir(link))
+			testutil.Mkdir(t, filepath.Dir(link))
 			if err := os.Symlink(outside, link); err != nil {
 				t.Fatal(err)
 			}
@@ -549,14 +534,14 @@ func TestMountCounting(t *testing.T) {
 func TestRemove(t *testing.T) {
 	d, _, root := setup(t)
 	outside := t.TempDir()
-	write(t, filepath.Join(outside, "secret"), "s")
+	testutil.Write(t, filepath.Join(outside, "secret"), "s")
 	create(t, d, "keep", map[string]string{"app": "a", "path": "/files/keep"})
 	create(t, d, "del", map[string]string{"app": "a", "path": "/files/del", "on_remove": "delete"})
 	create(t, d, "sib", map[string]string{"app": "a", "path": "/files/delx"})
 	create(t, d, "m", map[string]string{"shared": "media"})
 	for _, v := range []string{"keep", "del", "sib"} {
 		dir := get(t, d, v).Mountpoint
-		write(t, filepath.Join(dir, "a/b/c/file"), "data")
+		testutil.Write(t, filepath.Join(dir, "a/b/c/file"), "data")
 		if err := os.Symlink(outside, filepath.Join(dir, "a/out")); err != nil {
 			t.Fatal(err)
 		}
@@ -564,7 +549,7 @@ func TestRemove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(t, filepath.Join(root, "shared/media/song"), "la")
+	testutil.Write(t, filepath.Join(root, "shared/media/song"), "la")
 	beforeOut := testutil.Snapshot(t, outside)
 
 	keepBefore := testutil.Snapshot(t, filepath.Join(root, "app_data/a/files/keep"))
@@ -740,18 +725,18 @@ func TestSecondDriverRefused(t *testing.T) {
 func TestFailedCreateChangesNothing(t *testing.T) {
 	d, _, root := setup(t)
 	outside := t.TempDir()
-	write(t, filepath.Join(outside, "secret"), "s")
-	mkdir(t, filepath.Join(outside, "sub/deeper"))
+	testutil.Write(t, filepath.Join(outside, "secret"), "s")
+	testutil.Mkdir(t, filepath.Join(outside, "sub/deeper"))
 	create(t, d, "files", map[string]string{"app": "a", "path": "/files", "uid": "1000"})
 	create(t, d, "media", map[string]string{"shared": "media"})
-	mkdir(t, filepath.Join(root, "app_data/b"))
+	testutil.Mkdir(t, filepath.Join(root, "app_data/b"))
 	if err := os.Symlink(outside, filepath.Join(root, "app_data/b/link")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(outside, filepath.Join(root, "app_data/c")); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(root, "app_data/b/file"), "f")
+	testutil.Write(t, filepath.Join(root, "app_data/b/file"), "f")
 	if err := os.Symlink(outside, filepath.Join(root, "shared/music")); err != nil {
 		t.Fatal(err)
 	}

@@ -50,24 +50,9 @@ func open(t *testing.T) (*Tree, string) {
 	return tr, root
 }
 
-func mkdir(t *testing.T, p string) {
-	t.Helper()
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func write(t *testing.T, p, data string) {
-	t.Helper()
-	mkdir(t, filepath.Dir(p))
-	if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func symlink(t *testing.T, target, p string) {
 	t.Helper()
-	mkdir(t, filepath.Dir(p))
+	testutil.Mkdir(t, filepath.Dir(p))
 	if err := os.Symlink(target, p); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +69,7 @@ func TestOpen(t *testing.T) {
 	if _, err := Open(filepath.Join(root, "missing")); err == nil {
 		t.Fatal("Open of a missing root succeeded")
 	}
-	write(t, filepath.Join(root, "file"), "x")
+	testutil.Write(t, filepath.Join(root, "file"), "x")
 	if _, err := Open(filepath.Join(root, "file")); err == nil {
 		t.Fatal("Open of a file succeeded")
 	}
@@ -109,7 +94,7 @@ func TestMakeDirParents(t *testing.T) {
 	defer syscall.Umask(old)
 	tr, root := open(t)
 	// A set-gid parent with another group must not decide what is made.
-	mkdir(t, filepath.Join(root, "app_data"))
+	testutil.Mkdir(t, filepath.Join(root, "app_data"))
 	if err := os.Chown(filepath.Join(root, "app_data"), 0, 4321); err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +166,9 @@ func TestMakeDirAdopt(t *testing.T) {
 	requireRoot(t)
 	tr, root := open(t)
 	dir := filepath.Join(root, "app_data/gitea/data")
-	write(t, filepath.Join(dir, "repo/config"), "[core]\n")
-	write(t, filepath.Join(dir, "db.sqlite"), "data")
-	mkdir(t, filepath.Join(dir, "empty"))
+	testutil.Write(t, filepath.Join(dir, "repo/config"), "[core]\n")
+	testutil.Write(t, filepath.Join(dir, "db.sqlite"), "data")
+	testutil.Mkdir(t, filepath.Join(dir, "empty"))
 	symlink(t, "/etc/passwd", filepath.Join(dir, "link"))
 	if err := os.Chown(filepath.Join(dir, "db.sqlite"), 5, 6); err != nil {
 		t.Fatal(err)
@@ -249,7 +234,7 @@ func symlinkCases() []symlinkCase {
 		{
 			name: "last component to inside",
 			plant: func(t *testing.T, root, outside string) {
-				mkdir(t, filepath.Join(root, "app_data/b/other"))
+				testutil.Mkdir(t, filepath.Join(root, "app_data/b/other"))
 				symlink(t, "../b/other", filepath.Join(root, "app_data/a/data"))
 			},
 			rel: "app_data/a/data", link: "app_data/a/data", linkIn: true,
@@ -271,7 +256,7 @@ func symlinkCases() []symlinkCase {
 		{
 			name: "intermediate to outside, existing below",
 			plant: func(t *testing.T, root, outside string) {
-				mkdir(t, filepath.Join(outside, "usr/src/data"))
+				testutil.Mkdir(t, filepath.Join(outside, "usr/src/data"))
 				symlink(t, outside, filepath.Join(root, "app_data/a"))
 			},
 			rel: "app_data/a/usr/src/data", link: "app_data/a",
@@ -279,7 +264,7 @@ func symlinkCases() []symlinkCase {
 		{
 			name: "intermediate to inside",
 			plant: func(t *testing.T, root, outside string) {
-				mkdir(t, filepath.Join(root, "app_data/b/files"))
+				testutil.Mkdir(t, filepath.Join(root, "app_data/b/files"))
 				symlink(t, "../b/files", filepath.Join(root, "app_data/a/files"))
 			},
 			rel: "app_data/a/files/images", link: "app_data/a/files", linkIn: true,
@@ -294,7 +279,7 @@ func symlinkCases() []symlinkCase {
 		{
 			name: "deep intermediate",
 			plant: func(t *testing.T, root, outside string) {
-				mkdir(t, filepath.Join(root, "app_data/a/x/y"))
+				testutil.Mkdir(t, filepath.Join(root, "app_data/a/x/y"))
 				symlink(t, outside, filepath.Join(root, "app_data/a/x/y/z"))
 			},
 			rel: "app_data/a/x/y/z/w/v", link: "app_data/a/x/y/z",
@@ -307,9 +292,9 @@ func symlinkCases() []symlinkCase {
 func plantOutside(t *testing.T) string {
 	t.Helper()
 	outside := t.TempDir()
-	write(t, filepath.Join(outside, "secret"), "secret")
-	mkdir(t, filepath.Join(outside, "sub"))
-	write(t, filepath.Join(outside, "sub/file"), "file")
+	testutil.Write(t, filepath.Join(outside, "secret"), "secret")
+	testutil.Mkdir(t, filepath.Join(outside, "sub"))
+	testutil.Write(t, filepath.Join(outside, "sub/file"), "file")
 	if err := os.Chmod(outside, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +339,7 @@ func TestMakeDirRefusesNonDirectory(t *testing.T) {
 	for _, rel := range []string{"app_data/a/file", "app_data/a/file/data", "app_data/a/file/x/y"} {
 		t.Run(rel, func(t *testing.T) {
 			tr, root := open(t)
-			write(t, filepath.Join(root, "app_data/a/file"), "x")
+			testutil.Write(t, filepath.Join(root, "app_data/a/file"), "x")
 			before := testutil.Snapshot(t, root)
 			_, err := tr.MakeDir(rel, &Owner{UID: 1, GID: 1, Mode: 0o700})
 			if err == nil {
@@ -377,10 +362,10 @@ func TestRemoveDir(t *testing.T) {
 	// A deep tree with files, unreadable directories, and symlinks to
 	// outside files and directories and to the volume's own parents.
 	for i := range 300 {
-		write(t, filepath.Join(vol, fmt.Sprintf("d%d/e/f/file%d", i%7, i)), "data")
+		testutil.Write(t, filepath.Join(vol, fmt.Sprintf("d%d/e/f/file%d", i%7, i)), "data")
 	}
-	mkdir(t, filepath.Join(vol, "locked/inner"))
-	write(t, filepath.Join(vol, "locked/inner/f"), "x")
+	testutil.Mkdir(t, filepath.Join(vol, "locked/inner"))
+	testutil.Write(t, filepath.Join(vol, "locked/inner/f"), "x")
 	if err := os.Chmod(filepath.Join(vol, "locked"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -389,8 +374,8 @@ func TestRemoveDir(t *testing.T) {
 	symlink(t, "../../..", filepath.Join(vol, "d2/to-parent"))
 	symlink(t, filepath.Join(root, "app_data"), filepath.Join(vol, "d3/e/to-root"))
 	// Siblings and parents that must stay.
-	write(t, filepath.Join(root, "app_data/a/files/imports/keep"), "keep")
-	write(t, filepath.Join(root, "app_data/a/files/images-old/keep"), "keep")
+	testutil.Write(t, filepath.Join(root, "app_data/a/files/imports/keep"), "keep")
+	testutil.Write(t, filepath.Join(root, "app_data/a/files/images-old/keep"), "keep")
 	beforeOut := testutil.Snapshot(t, outside)
 	beforeRoot := testutil.Snapshot(t, root)
 
@@ -443,13 +428,13 @@ func TestRemoveDirRefusesSymlinks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, root := open(t)
 			outside := plantOutside(t)
-			mkdir(t, filepath.Join(outside, "usr/src/data"))
-			write(t, filepath.Join(outside, "usr/src/data/keep"), "keep")
-			write(t, filepath.Join(outside, "data/keep"), "keep")
+			testutil.Mkdir(t, filepath.Join(outside, "usr/src/data"))
+			testutil.Write(t, filepath.Join(outside, "usr/src/data/keep"), "keep")
+			testutil.Write(t, filepath.Join(outside, "data/keep"), "keep")
 			tc.plant(t, root, outside)
 			if tc.linkIn {
-				write(t, filepath.Join(root, "app_data/b/other/keep"), "keep")
-				write(t, filepath.Join(root, "app_data/b/files/images/keep"), "keep")
+				testutil.Write(t, filepath.Join(root, "app_data/b/other/keep"), "keep")
+				testutil.Write(t, filepath.Join(root, "app_data/b/files/images/keep"), "keep")
 			}
 			beforeRoot, beforeOut := testutil.Snapshot(t, root), testutil.Snapshot(t, outside)
 
@@ -464,7 +449,7 @@ func TestRemoveDirRefusesSymlinks(t *testing.T) {
 
 func TestRemoveDirRefusesFile(t *testing.T) {
 	tr, root := open(t)
-	write(t, filepath.Join(root, "app_data/a/data"), "x")
+	testutil.Write(t, filepath.Join(root, "app_data/a/data"), "x")
 	before := testutil.Snapshot(t, root)
 	if err := tr.RemoveDir("app_data/a/data"); err == nil {
 		t.Fatal("a file was removed as a directory")

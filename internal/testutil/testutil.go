@@ -110,3 +110,20 @@ func (w *Buffer) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// Mkdir makes p and its parents, 0755.
+func Mkdir(t testing.TB, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Write writes data to p, 0640, making its parents.
+func Write(t testing.TB, p, data string) {
+	t.Helper()
+	Mkdir(t, filepath.Dir(p))
+	if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
