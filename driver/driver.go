@@ -85,8 +85,10 @@ func New(c Config) (*Driver, error) {
 		log:    c.Log,
 		index:  newIndex(len(vols)),
 	}
-	for i := range vols {
-		d.add(&vols[i])
+	entries := make([]entry, len(vols))
+	for i, v := range vols {
+		entries[i] = makeEntry(t.Root(), v)
+		d.add(&entries[i])
 	}
 	c.Log.WithFields(logrus.Fields{"root": t.Root(), "state": c.StateDir, "volumes": len(vols)}).Info("state loaded")
 	return d, nil
@@ -123,19 +125,19 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 		log.WithError(err).Warn("create refused")
 		return err
 	}
-	made, err := d.makeDir(s)
+	made, err := d.makeDir(s.Dir(), s)
 	if err != nil {
 		d.unmake(made)
 		log.WithError(err).Warn("create refused")
 		return err
 	}
-	v := &state.Volume{Name: r.Name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)}
-	if err := d.records.Put(*v); err != nil {
+	v := makeEntry(d.tree.Root(), state.Volume{Name: r.Name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)})
+	if err := d.records.Put(v.Volume); err != nil {
 		d.unmake(made)
 		log.WithError(err).Error("create failed")
 		return err
 	}
-	d.add(v)
+	d.add(&v)
 	if made == "" {
 		log.Info("volume adopted an existing directory")
 	} else {
@@ -191,17 +193,18 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := d.log.WithFields(logrus.Fields{"volume": r.Name, "id": r.ID})
-	if _, err := d.makeDir(v.Spec); err != nil {
-		log.WithError(err).Warn("mount refused")
+	if _, err := d.makeDir(v.dir, v.Spec); err != nil {
+		d.callLog(r.Name, r.ID).WithError(err).Warn("mount refused")
 		return nil, err
 	}
 	if err := d.mounts.Mount(r.Name, r.ID); err != nil {
-		log.WithError(err).Error("mount failed")
+		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed")
 		return nil, err
 	}
-	log.WithField("mounts", d.mounts.Count(r.Name)).Debug("mounted")
-	return &volume.MountResponse{Mountpoint: d.mountpoint(v)}, nil
+	if d.debug() {
+		d.callLog(r.Name, r.ID).WithField("mounts", d.mounts.Count(r.Name)).Debug("mounted")
+	}
+	return &volume.MountResponse{Mountpoint: v.mountpoint}, nil
 }
 
 // Unmount uncounts one mount. An unknown volume or ID is logged, not
@@ -209,18 +212,32 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 func (d *Driver) Unmount(r *volume.UnmountRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	log := d.log.WithFields(logrus.Fields{"volume": r.Name, "id": r.ID})
 	known, err := d.mounts.Unmount(r.Name, r.ID)
 	switch {
 	case err != nil:
-		log.WithError(err).Error("unmount failed")
+		d.callLog(r.Name, r.ID).WithError(err).Error("unmount failed")
 		return err
 	case !known:
-		log.Info("unmount of a mount that is not counted; nothing to do")
-	default:
-		log.WithField("mounts", d.mounts.Count(r.Name)).Debug("unmounted")
+		d.callLog(r.Name, r.ID).Info("unmount of a mount that is not counted; nothing to do")
+	case d.debug():
+		d.callLog(r.Name, r.ID).WithField("mounts", d.mounts.Count(r.Name)).Debug("unmounted")
 	}
 	return nil
+}
+
+// callLog is the log of one Mount or Unmount: made only when a line is
+// written, since these are Docker's hottest calls.
+func (d *Driver) callLog(name, id string) *logrus.Entry {
+	return d.log.WithFields(logrus.Fields{"volume": name, "id": id})
+}
+
+// debug tells whether debug lines are written (true when the logger cannot
+// say).
+func (d *Driver) debug() bool {
+	if l, ok := d.log.(interface{ IsLevelEnabled(logrus.Level) bool }); ok {
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return true
 }
 
 // Get answers from memory.
@@ -234,7 +251,7 @@ func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
 	s := v.Spec
 	return &volume.GetResponse{Volume: &volume.Volume{
 		Name:       v.Name,
-		Mountpoint: d.mountpoint(v),
+		Mountpoint: v.mountpoint,
 		CreatedAt:  v.CreatedAt.Format(time.RFC3339),
 		Status: map[string]any{
 			spec.KeyApp:      s.App,
@@ -257,7 +274,7 @@ func (d *Driver) List() (*volume.ListResponse, error) {
 	all := make([]volume.Volume, len(d.byName))
 	i := 0
 	for _, v := range d.byName {
-		all[i] = volume.Volume{Name: v.Name, Mountpoint: d.mountpoint(v)}
+		all[i] = volume.Volume{Name: v.Name, Mountpoint: v.mountpoint}
 		vols = append(vols, &all[i])
 		i++
 	}
@@ -272,7 +289,7 @@ func (d *Driver) Path(r *volume.PathRequest) (*volume.PathResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &volume.PathResponse{Mountpoint: d.mountpoint(v)}, nil
+	return &volume.PathResponse{Mountpoint: v.mountpoint}, nil
 }
 
 // Capabilities: the tree is on this host only.
@@ -280,7 +297,7 @@ func (d *Driver) Capabilities() *volume.CapabilitiesResponse {
 	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
 }
 
-func (d *Driver) lookup(name string) (*state.Volume, error) {
+func (d *Driver) lookup(name string) (*entry, error) {
 	if v := d.byName[name]; v != nil {
 		return v, nil
 	}
@@ -291,11 +308,11 @@ func (d *Driver) lookup(name string) (*state.Volume, error) {
 // directory it made ("" when the volume's directory existed). An app
 // volume's root gets its owner and mode; a shared directory is made
 // root-owned 0755 when missing and otherwise used as it is.
-func (d *Driver) makeDir(s spec.Spec) (made string, err error) {
+func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
 	if s.Shared != "" {
-		return d.tree.MakeDir(s.Dir(), nil)
+		return d.tree.MakeDir(dir, nil)
 	}
-	return d.tree.MakeDir(s.Dir(), &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
+	return d.tree.MakeDir(dir, &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
 }
 
 // unmake deletes what a failed Create made, parents included: nothing may
@@ -310,9 +327,7 @@ func (d *Driver) unmake(made string) {
 	}
 }
 
-func (d *Driver) mountpoint(v *state.Volume) string { return d.tree.Path(v.Spec.Dir()) }
-
-func changedOptionsError(old *state.Volume) error {
+func changedOptionsError(old *entry) error {
 	how := "docker volume rm keeps its data (on_remove=keep), then create it again"
 	if old.Spec.OnRemove == spec.Delete {
 		how = "it has on_remove=delete, so docker volume rm deletes its data; move the data away first"

@@ -8,42 +8,53 @@ import (
 	"github.com/portal/portal-volume/driver/state"
 )
 
+// entry is a volume as the driver holds it: its record, and its host path,
+// made once so that Get, Path, Mount and List answer without building it.
+type entry struct {
+	state.Volume
+	mountpoint string // the tree's root, "/", dir
+	dir        string // Spec.Dir(): the tail of mountpoint
+}
+
+func makeEntry(root string, v state.Volume) entry {
+	mp := root + "/" + v.Spec.Dir()
+	return entry{Volume: v, mountpoint: mp, dir: mp[len(root)+1:]}
+}
+
 // index finds volumes by name and app directories by path, so that the
 // one-name and no-nesting rules cost O(path depth), not O(volumes).
 type index struct {
-	byName map[string]*state.Volume
-	byDir  map[string]*state.Volume // app volumes only: shared ones may share
-	above  map[string]int           // every proper parent of an app volume's directory -> how many
+	byName map[string]*entry
+	byDir  map[string]*entry // app volumes only: shared ones may share
+	above  map[string]int    // every proper parent of an app volume's directory -> how many
 }
 
 func newIndex(n int) index {
 	return index{
-		byName: make(map[string]*state.Volume, n),
-		byDir:  make(map[string]*state.Volume, n),
-		above:  make(map[string]int, n),
+		byName: make(map[string]*entry, n),
+		byDir:  make(map[string]*entry, n),
+		above:  make(map[string]int),
 	}
 }
 
-func (x *index) add(v *state.Volume) {
+func (x *index) add(v *entry) {
 	x.byName[v.Name] = v
 	if v.Spec.Shared != "" {
 		return
 	}
-	dir := v.Spec.Dir()
-	x.byDir[dir] = v
-	for _, p := range parents(dir) {
+	x.byDir[v.dir] = v
+	for _, p := range parents(v.dir) {
 		x.above[p]++
 	}
 }
 
-func (x *index) drop(v *state.Volume) {
+func (x *index) drop(v *entry) {
 	delete(x.byName, v.Name)
 	if v.Spec.Shared != "" {
 		return
 	}
-	dir := v.Spec.Dir()
-	delete(x.byDir, dir)
-	for _, p := range parents(dir) {
+	delete(x.byDir, v.dir)
+	for _, p := range parents(v.dir) {
 		if x.above[p]--; x.above[p] == 0 {
 			delete(x.above, p)
 		}

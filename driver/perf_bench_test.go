@@ -1,15 +1,11 @@
 package driver
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -95,98 +91,6 @@ func BenchmarkCalls(b *testing.B) {
 			}
 		}
 	})
-}
-
-// BenchmarkProtocol serves the driver over a unix socket with
-// go-plugins-helpers, as the daemon does, and calls it with a keep-alive
-// client, as Docker does; "floor" is the same stack around a driver that
-// does nothing. Run with -cpuprofile to see what the driver's share is.
-func BenchmarkProtocol(b *testing.B) {
-	d := protoDriver(b)
-	mp := d.tree.Path("app_data/app0/data")
-	floor := floorDriver{mountpoint: mp, list: &volume.ListResponse{}}
-	for i := range protoVolumes {
-		floor.list.Volumes = append(floor.list.Volumes, &volume.Volume{Name: benchName(i), Mountpoint: mp})
-	}
-	for _, s := range []struct {
-		name string
-		drv  volume.Driver
-	}{{"driver", d}, {"floor", floor}} {
-		sock := filepath.Join(b.TempDir(), "s.sock")
-		l, err := net.Listen("unix", sock)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { l.Close() })
-		go func() { _ = volume.NewHandler(s.drv).Serve(l) }()
-		c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}}
-		b.Cleanup(c.CloseIdleConnections)
-		call := func(b *testing.B, method string, req any) {
-			body, _ := json.Marshal(req)
-			resp, err := c.Post("http://plugin/VolumeDriver."+method, "application/json", bytes.NewReader(body))
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatalf("%s: %s", method, resp.Status)
-			}
-		}
-		b.Run(s.name+"/Get", func(b *testing.B) {
-			i := 0
-			for b.Loop() {
-				call(b, "Get", volume.GetRequest{Name: benchName(i % protoVolumes)})
-				i++
-			}
-		})
-		b.Run(s.name+"/MountUnmount", func(b *testing.B) {
-			i := 0
-			for b.Loop() {
-				name, id := benchName(i%protoVolumes), fmt.Sprintf("%064x", i)
-				call(b, "Mount", volume.MountRequest{Name: name, ID: id})
-				call(b, "Unmount", volume.UnmountRequest{Name: name, ID: id})
-				i++
-			}
-		})
-		b.Run(s.name+"/List", func(b *testing.B) {
-			for b.Loop() {
-				call(b, "List", nil)
-			}
-		})
-	}
-}
-
-// floorDriver answers every call at once.
-type floorDriver struct {
-	mountpoint string
-	list       *volume.ListResponse
-}
-
-func (floorDriver) Create(*volume.CreateRequest) error   { return nil }
-func (floorDriver) Remove(*volume.RemoveRequest) error   { return nil }
-func (floorDriver) Unmount(*volume.UnmountRequest) error { return nil }
-func (f floorDriver) List() (*volume.ListResponse, error) {
-	return f.list, nil
-}
-
-func (f floorDriver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
-	return &volume.GetResponse{Volume: &volume.Volume{Name: r.Name, Mountpoint: f.mountpoint, CreatedAt: "2026-01-01T00:00:00Z",
-		Status: map[string]any{"app": "app0", "path": "/data", "uid": 1000, "gid": 1000, "mode": "0750", "shared": "", "on_remove": "keep", "mounts": 0}}}, nil
-}
-
-func (f floorDriver) Path(*volume.PathRequest) (*volume.PathResponse, error) {
-	return &volume.PathResponse{Mountpoint: f.mountpoint}, nil
-}
-
-func (f floorDriver) Mount(*volume.MountRequest) (*volume.MountResponse, error) {
-	return &volume.MountResponse{Mountpoint: f.mountpoint}, nil
-}
-
-func (floorDriver) Capabilities() *volume.CapabilitiesResponse {
-	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
 }
 
 // writeRecords writes n records of volumes named benchName(i) into the

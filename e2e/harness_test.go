@@ -56,13 +56,13 @@ type legacyPlugin struct {
 	out          *testutil.Buffer
 }
 
-func startLegacy(t *testing.T, root string, extraArgs ...string) *legacyPlugin {
+func startLegacy(t testing.TB, root string, extraArgs ...string) *legacyPlugin {
 	p := &legacyPlugin{root: root, socket: "/run/docker/plugins/" + driverName + ".sock", out: &testutil.Buffer{}}
 	p.start(t, extraArgs...)
 	return p
 }
 
-func (p *legacyPlugin) start(t *testing.T, extraArgs ...string) {
+func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 	t.Helper()
 	args := append([]string{"--root", p.root, "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
 	p.cmd = exec.Command(binary, args...)
@@ -197,7 +197,7 @@ func mustDocker(t *testing.T, args ...string) string {
 }
 
 // waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() error) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

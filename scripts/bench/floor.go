@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/docker/go-plugins-helpers/volume"
+	"golang.org/x/sys/unix"
 )
 
 // noopDriver is the floor: every call answers at once with a canned answer
@@ -63,10 +66,55 @@ func (noopDriver) Capabilities() *volume.CapabilitiesResponse {
 	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
 }
 
-// serveFloorMain is the floor as a process of its own: __floor SOCKET ROOT N.
+// fileFloor is the floor plus the file work that Mount and Unmount cannot
+// avoid (SPEC: Mount re-walks the path without following a symlink and
+// applies the owner again; the mount counts survive a crash of the plugin):
+// Mount opens the volume's directory in one openat2 that refuses symlinks,
+// checks its owner with fstat and appends a line to a log; Unmount appends
+// a line. It is what a driver that does nothing else would cost.
+type fileFloor struct {
+	noopDriver
+	mu   sync.Mutex
+	root *os.File
+	log  *os.File
+}
+
+func (d *fileFloor) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	app, dir, _ := strings.Cut(r.Name, "_")
+	how := unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
+	}
+	fd, err := unix.Openat2(int(d.root.Fd()), "app_data/"+app+"/"+dir, &how)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.log.WriteString(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":1}` + "\n"); err != nil {
+		return nil, err
+	}
+	return &volume.MountResponse{Mountpoint: d.mountpoint}, nil
+}
+
+func (d *fileFloor) Unmount(r *volume.UnmountRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.log.WriteString(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":-1}` + "\n")
+	return err
+}
+
+// serveFloorMain is the floor as a process of its own:
+// __floor SOCKET ROOT N [LOG], with LOG for the file floor.
 func serveFloorMain(args []string) int {
-	if len(args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: bench __floor SOCKET ROOT N")
+	if len(args) != 3 && len(args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: bench __floor SOCKET ROOT N [MOUNT-LOG]")
 		return 2
 	}
 	n, err := strconv.Atoi(args[2])
@@ -82,7 +130,21 @@ func serveFloorMain(args []string) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sig; l.Close() }()
-	_ = volume.NewHandler(newNoopDriver(args[1], n)).Serve(l)
+	var d volume.Driver = newNoopDriver(args[1], n)
+	if len(args) == 4 {
+		root, err := os.Open(args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		log, err := os.OpenFile(args[3], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		d = &fileFloor{noopDriver: newNoopDriver(args[1], n), root: root, log: log}
+	}
+	_ = volume.NewHandler(d).Serve(l)
 	return 0
 }
 
@@ -95,7 +157,7 @@ func startFloor(c config, dir, root string, stops *cleanups) *server {
 		if err != nil {
 			panic(err)
 		}
-		s := startProcess("floor", socket, dir+"/floor.log", self, floorCommand, socket, root, strconv.Itoa(c.n))
+		s := startProcess("floor", socket, dir+"/floor.log", nil, self, floorCommand, socket, root, strconv.Itoa(c.n))
 		stops.add(s.stop)
 		return s
 	}
@@ -106,6 +168,19 @@ func startFloor(c config, dir, root string, stops *cleanups) *server {
 	stops.add(func() { l.Close() })
 	go func() { _ = volume.NewHandler(newNoopDriver(root, c.n)).Serve(l) }()
 	s := &server{name: "floor", socket: socket, client: newClient(socket, 8)}
+	stops.add(s.stop)
+	return s
+}
+
+// startFileFloor starts the file floor, always as a process of its own,
+// on the same root as portal-volume (whose volume directories it opens).
+func startFileFloor(c config, dir, root string, stops *cleanups) *server {
+	self, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	socket := dir + "/file-floor.sock"
+	s := startProcess("file floor", socket, dir+"/file-floor.log", nil, self, floorCommand, socket, root, strconv.Itoa(c.n), dir+"/file-floor-mounts.log")
 	stops.add(s.stop)
 	return s
 }

@@ -8,10 +8,16 @@
 // driver answers every call at once with a canned answer of the same shape.
 // Over the unix sockets, with an http.Client that keeps connections alive
 // as Docker's plugin client does, it times each call with N volumes and C
-// concurrent clients, portal-volume and floor rounds interleaved (ABBA) so
-// that drift on a shared machine falls on both alike. Create and Remove are
-// also compared with the disk work they cannot avoid (mkdir, chown, chmod,
-// a durable record write), measured in the same directory.
+// concurrent clients, portal-volume and floor rounds interleaved (the order
+// rotating every round) so that drift on a shared machine falls on both
+// alike. Create and Remove are also compared with the disk work they cannot
+// avoid (mkdir, chown, chmod, a durable record write), done directly in the
+// same file system, and Mount+Unmount with a floor that also does the file
+// work the contract asks of it (opening the directory without following
+// symlinks, checking its owner, appending to a mount log).
+//
+// Flags: --binary, -n, -c, --scale, --rounds, --batch, --creates, --calls,
+// --floor, --plugin-env, --keep (see -h). Output is Markdown.
 //
 // Then, for each --scale count, it writes a state directory of that many
 // records, starts the binary on it, and measures start-up to the first
@@ -34,6 +40,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +58,12 @@ type config struct {
 	creates int // per round and side
 	floor   string
 	keep    bool
+	env     []string // added to portal-volume's environment
+	calls   []string // the protocol calls to measure; all when empty
+}
+
+func (c config) wants(call string) bool {
+	return len(c.calls) == 0 || slices.Contains(c.calls, call)
 }
 
 func main() {
@@ -60,11 +73,13 @@ func main() {
 	flag.IntVar(&c.n, "n", 100, "volumes made before the protocol benchmark")
 	flag.StringVar(&cs, "c", "1,4", "concurrent clients, a comma list: one table section each")
 	flag.StringVar(&scale, "scale", "10000,100000", "volume counts for the scale figures, a comma list (\"\" skips)")
-	flag.IntVar(&c.rounds, "rounds", 10, "rounds per call and side (portal-volume and floor alternate)")
+	flag.IntVar(&c.rounds, "rounds", 16, "rounds per call and side (portal-volume and floor alternate)")
 	flag.DurationVar(&c.batch, "batch", 120*time.Millisecond, "length of one round of a memory-bound call")
 	flag.IntVar(&c.creates, "creates", 20, "Create (and Remove) calls per round and side")
 	flag.StringVar(&c.floor, "floor", "process", "where the floor server runs: process (a child process, as portal-volume is) or inproc (inside the benchmark)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (for inspection)")
+	calls := flag.String("calls", "", "comma list of the protocol calls to measure (Get,Path,Mount+Unmount,List,Create,Remove; default all)")
+	env := flag.String("plugin-env", "", "comma list of KEY=VALUE added to portal-volume's environment (e.g. GOMEMLIMIT=64MiB)")
 	if len(os.Args) > 1 && os.Args[1] == floorCommand {
 		os.Exit(serveFloorMain(os.Args[2:]))
 	}
@@ -75,6 +90,25 @@ func main() {
 	}
 	if c.scale, err = intList(scale); err != nil {
 		fatalf("--scale %q: want a comma list of volume counts", scale)
+	}
+	for _, call := range strings.Split(*calls, ",") {
+		if call = strings.TrimSpace(call); call != "" {
+			if !slices.Contains([]string{"Get", "Path", "Mount+Unmount", "List", "Create", "Remove"}, call) {
+				fatalf("--calls: unknown call %q", call)
+			}
+			c.calls = append(c.calls, call)
+		}
+	}
+	if slices.Contains(c.calls, "Remove") && !slices.Contains(c.calls, "Create") {
+		c.calls = append(c.calls, "Create") // Remove removes what Create made
+	}
+	for _, kv := range strings.Split(*env, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				fatalf("--plugin-env %q: want KEY=VALUE", kv)
+			}
+			c.env = append(c.env, kv)
+		}
 	}
 	if c.floor != "process" && c.floor != "inproc" {
 		fatalf("--floor %q: want process or inproc", c.floor)
@@ -160,8 +194,12 @@ func printHeader(c config) {
 	fmt.Printf("# portal-volume benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Printf("machine: %d CPUs (%s), %s memory, %s %s/%s; load average at start %s\n",
 		runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
-	fmt.Printf("run: -n %d, -c %s, --rounds %d, --batch %s, --creates %d, --floor %s\n\n",
+	fmt.Printf("run: -n %d, -c %s, --rounds %d, --batch %s, --creates %d, --floor %s",
 		c.n, joinInts(c.cs), c.rounds, c.batch, c.creates, c.floor)
+	if len(c.env) > 0 {
+		fmt.Printf(", portal-volume environment %s", strings.Join(c.env, " "))
+	}
+	fmt.Print("\n\n")
 }
 
 // server is a plugin process (or the in-process floor) and a client for it.
@@ -174,13 +212,14 @@ type server struct {
 }
 
 // startProcess starts a plugin process and waits until it answers.
-func startProcess(name, socket, logPath string, path string, args ...string) *server {
+func startProcess(name, socket, logPath string, env []string, path string, args ...string) *server {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		panic(err)
 	}
 	defer logf.Close()
 	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

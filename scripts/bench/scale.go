@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/volume"
+	"golang.org/x/sys/unix"
 
 	"github.com/portal/portal-volume/driver"
 	"github.com/portal/portal-volume/driver/spec"
@@ -60,11 +61,19 @@ func mib(kib int) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
 func scaleOne(c config, tmp string, n int, stops *cleanups) scaleResult {
 	dir := filepath.Join(tmp, fmt.Sprintf("scale-%d", n))
 	root := filepath.Join(dir, "root")
-	defer os.RemoveAll(dir)
+	if !c.keep {
+		defer os.RemoveAll(dir)
+	}
 	fmt.Fprintf(os.Stderr, "bench: scale %d: writing records\n", n)
 	r := scaleResult{n: n}
 	start := time.Now()
 	writeRecords(filepath.Join(root, driver.StateDirName, "volumes"), n)
+	// On a host the records were written long ago: flush them now, so
+	// that their writeback does not run during the start-ups.
+	if f, err := os.Open(root); err == nil {
+		_ = unix.Syncfs(int(f.Fd()))
+		f.Close()
+	}
 	r.write = time.Since(start)
 
 	socket := dir + "/pv.sock"
@@ -72,7 +81,7 @@ func scaleOne(c config, tmp string, n int, stops *cleanups) scaleResult {
 	getBody := mustJSON(volume.GetRequest{Name: last})
 	want := mountpoint(root, last)
 	for i := range startsPerScale {
-		s, took := startTimed(c.binary, dir, root, socket, getBody, want)
+		s, took := startTimed(c, dir, root, socket, getBody, want)
 		stops.add(s.stop)
 		r.startups = append(r.startups, took)
 		if i < startsPerScale-1 {
@@ -108,20 +117,21 @@ func scaleOne(c config, tmp string, n int, stops *cleanups) scaleResult {
 		r.rssList, r.hw = procStatus(s.cmd.Process.Pid)
 		s.stop()
 	}
-	fmt.Fprintf(os.Stderr, "bench: scale %d: done\n", n)
+	fmt.Fprintf(os.Stderr, "bench: scale %d: records written and synced in %s; start-ups %v\n", n, r.write.Round(time.Millisecond), r.startups)
 	return r
 }
 
 // startTimed starts the binary and polls its socket until a Get of the
 // last volume answers with the right mountpoint; it returns the time from
 // just before fork/exec to that answer.
-func startTimed(binary, dir, root, socket string, getBody []byte, want string) (*server, time.Duration) {
+func startTimed(c config, dir, root, socket string, getBody []byte, want string) (*server, time.Duration) {
 	logf, err := os.Create(dir + "/portal-volume.log")
 	if err != nil {
 		panic(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(binary, "--root", root, "--socket", socket, "--log-level", "warn")
+	cmd := exec.Command(c.binary, "--root", root, "--socket", socket, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s := &server{name: "portal-volume", socket: socket, log: logf.Name(), client: newClient(socket, 2)}
