@@ -28,10 +28,9 @@ type settings struct {
 	Shared    []string
 }
 
-var (
-	socketNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	sharedNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-)
+// namePattern is what a socket name and a shared directory name may be:
+// one path component that is never "." or "..".
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // parseSettings reads args (without the program name) and the environment.
 // It returns one error naming the setting, the value and what is allowed.
@@ -97,7 +96,7 @@ func parseSocket(v string) (string, error) {
 		}
 		return filepath.Clean(v), nil
 	}
-	if !socketNamePattern.MatchString(v) {
+	if !namePattern.MatchString(v) {
 		return "", fmt.Errorf("setting --socket (PORTAL_SOCKET) = %q: want a name of A-Z a-z 0-9 _ . - or an absolute path", v)
 	}
 	return filepath.Join(pluginSocketDir, strings.TrimSuffix(v, ".sock")+".sock"), nil
@@ -115,7 +114,7 @@ func parseShared(v string) ([]string, error) {
 	var names []string
 	for _, n := range strings.Split(v, ",") {
 		n = strings.TrimSpace(n)
-		if !sharedNamePattern.MatchString(n) || n == "." || slices.Contains(names, n) {
+		if !namePattern.MatchString(n) || slices.Contains(names, n) {
 			return nil, fmt.Errorf("setting --shared (SHARED_DIRS) = %q: want distinct names of A-Z a-z 0-9 _ . -, comma separated, such as documents,media,music", v)
 		}
 		names = append(names, n)
