@@ -165,7 +165,7 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 	if deleted {
 		// The data goes before the record: a crash in between leaves the
 		// volume known, and a second Remove finishes the delete.
-		if err := d.tree.RemoveDir(v.Spec.Dir()); err != nil {
+		if err := d.tree.RemoveDir(v.dir); err != nil {
 			log.WithError(err).Error("remove failed while deleting data")
 			return err
 		}
