@@ -42,8 +42,4 @@ fi
 
 step "end-to-end, modes ${PORTAL_E2E_MODES:-legacy,managed}, dockerd $dockerd_mode"
 e2e=(go test -count=1 -v -timeout 45m ./e2e)
-if [ "$dockerd_mode" = private ]; then
-  PORTAL_E2E_DOCKERD=private "${e2e[@]}" 2>&1 | tee /tmp/portal-volume-e2e.log
-else
-  PORTAL_E2E_DOCKERD=ambient "${e2e[@]}" 2>&1 | tee /tmp/portal-volume-e2e.log
-fi
+PORTAL_E2E_DOCKERD=$dockerd_mode "${e2e[@]}"
