@@ -87,7 +87,7 @@ func New(c Config) (*Driver, error) {
 	}
 	entries := make([]entry, len(vols))
 	for i, v := range vols {
-		entries[i] = makeEntry(t.Root(), v)
+		entries[i] = makeEntry(t, v)
 		d.add(&entries[i])
 	}
 	c.Log.WithFields(logrus.Fields{"root": t.Root(), "state": c.StateDir, "volumes": len(vols)}).Info("state loaded")
@@ -131,7 +131,7 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 		log.WithError(err).Warn("create refused")
 		return err
 	}
-	v := makeEntry(d.tree.Root(), state.Volume{Name: r.Name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)})
+	v := makeEntry(d.tree, state.Volume{Name: r.Name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)})
 	if err := d.records.Put(v.Volume); err != nil {
 		d.unmake(made)
 		log.WithError(err).Error("create failed")

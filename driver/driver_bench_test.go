@@ -10,13 +10,13 @@ import (
 // benchVolumes is how many volumes each benchmark starts with.
 const benchVolumes = 10000
 
-// benchDriver gives a driver holding benchVolumes volumes, each with its
-// own directory, as a Portal host with many apps would.
-func benchDriver(b *testing.B) *Driver {
+// benchDriver gives a driver holding n volumes, each with its own
+// directory, as a Portal host with many apps would.
+func benchDriver(b *testing.B, n int) *Driver {
 	b.Helper()
 	requireRoot(b)
 	d := newDriver(b, b.TempDir(), "boot")
-	for i := range benchVolumes {
+	for i := range n {
 		err := d.Create(&volume.CreateRequest{Name: benchName(i), Options: map[string]string{"uid": "1000", "gid": "1000", "mode": "750"}})
 		if err != nil {
 			b.Fatal(err)
@@ -28,7 +28,7 @@ func benchDriver(b *testing.B) *Driver {
 func benchName(i int) string { return fmt.Sprintf("app%d_data", i) }
 
 func BenchmarkCreate(b *testing.B) {
-	d := benchDriver(b)
+	d := benchDriver(b, benchVolumes)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -41,7 +41,7 @@ func BenchmarkCreate(b *testing.B) {
 }
 
 func BenchmarkGet(b *testing.B) {
-	d := benchDriver(b)
+	d := benchDriver(b, benchVolumes)
 	names := make([]string, benchVolumes)
 	for i := range names {
 		names[i] = benchName(i)
@@ -58,7 +58,7 @@ func BenchmarkGet(b *testing.B) {
 }
 
 func BenchmarkMountUnmount(b *testing.B) {
-	d := benchDriver(b)
+	d := benchDriver(b, benchVolumes)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {

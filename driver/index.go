@@ -6,19 +6,21 @@ import (
 
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/driver/state"
+	"github.com/portal/portal-volume/driver/tree"
 )
 
 // entry is a volume as the driver holds it: its record, and its host path,
 // made once so that Get, Path, Mount and List answer without building it.
 type entry struct {
 	state.Volume
-	mountpoint string // the tree's root, "/", dir
-	dir        string // Spec.Dir(): the tail of mountpoint
+	mountpoint string // the host path of dir
+	dir        string // Spec.Dir()
 }
 
-func makeEntry(root string, v state.Volume) entry {
-	mp := root + "/" + v.Spec.Dir()
-	return entry{Volume: v, mountpoint: mp, dir: mp[len(root)+1:]}
+func makeEntry(t *tree.Tree, v state.Volume) entry {
+	mp := t.Path(v.Spec.Dir())
+	// dir shares mountpoint's bytes: one string per volume, not two.
+	return entry{Volume: v, mountpoint: mp, dir: mp[len(t.Root())+1:]}
 }
 
 // index finds volumes by name and app directories by path, so that the
