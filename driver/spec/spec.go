@@ -151,7 +151,7 @@ func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
 			return Spec{}, &NameError{name, "with app and no path the name is the path, and " + err.Error()}
 		}
 	default:
-		if s.App, s.Path, err = SplitName(name); err != nil {
+		if s.App, s.Path, err = splitName(name); err != nil {
 			return Spec{}, err
 		}
 	}
@@ -174,9 +174,9 @@ func (p Parser) parseShared(s Spec, v string, o map[string]string) (Spec, error)
 	return s, nil
 }
 
-// SplitName reads a name of the form <app>_<dir>: the app is what comes
+// splitName reads a name of the form <app>_<dir>: the app is what comes
 // before the first "_", the path what comes after it.
-func SplitName(name string) (app, path string, err error) {
+func splitName(name string) (app, path string, err error) {
 	app, dir, ok := strings.Cut(name, "_")
 	if !ok {
 		return "", "", &NameError{name, `it has no "_"`}
