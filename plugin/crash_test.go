@@ -111,7 +111,7 @@ func (h *crashHarness) start(t *testing.T) *exec.Cmd {
 	client := unixClient(h.sock)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := client.Post("http://plugin/Plugin.Activate", "application/json", nil)
+		resp, err := client.Post("http://plugin/VolumeDriver.Capabilities", "application/json", nil)
 		if err == nil {
 			resp.Body.Close()
 			return cmd
