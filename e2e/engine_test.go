@@ -180,8 +180,11 @@ func (e *env) logCalls(t *testing.T, what string, mark int) {
 	log := e.pluginLog()
 	var calls []string
 	for _, l := range strings.Split(log[min(mark, len(log)):], "\n") {
-		if strings.Contains(l, "call=") || strings.Contains(l, "engine") || strings.Contains(l, "stale") {
-			calls = append(calls, l)
+		for _, w := range []string{"call=", "engine", "stale", "state loaded", "msg=serving", "shutting down", "Starting up", "Processing signal"} {
+			if strings.Contains(l, w) && !strings.Contains(l, "call=Capabilities") {
+				calls = append(calls, l)
+				break
+			}
 		}
 	}
 	t.Logf("%s: the plugin saw:\n%s", what, strings.Join(calls, "\n"))

@@ -26,6 +26,10 @@ type settings struct {
 	LogLevel  logrus.Level
 	LogFormat string
 	Shared    []string
+	// EngineAtStart: every start of the plugin is a new engine's (a
+	// managed plugin, which the engine starts afresh and never sends
+	// Plugin.Activate); otherwise only Plugin.Activate tells.
+	EngineAtStart bool
 }
 
 // namePattern is what a socket name and a shared directory name may be:
@@ -48,6 +52,7 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	format := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json (env LOG_FORMAT)")
 	shared := fs.String("shared", env("SHARED_DIRS", "documents,media,music"), "allowed shared directory names, comma separated (env SHARED_DIRS)")
+	engine := fs.String("engine-start", env("ENGINE_START", "activate"), "what tells a new engine: activate (Plugin.Activate; legacy) or plugin-start (every start of the plugin; managed) (env ENGINE_START)")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -72,6 +77,10 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	if s.Shared, err = parseShared(*shared); err != nil {
 		return settings{}, err
 	}
+	if *engine != "activate" && *engine != "plugin-start" {
+		return settings{}, fmt.Errorf("setting --engine-start (ENGINE_START) = %q: want activate or plugin-start", *engine)
+	}
+	s.EngineAtStart = *engine == "plugin-start"
 	return s, nil
 }
 

@@ -40,6 +40,8 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "--shared", "media,,music"}, nil, []string{"--shared", `"media,,music"`}},
 		{[]string{"--root", root, "--shared", "media,media"}, nil, []string{"--shared", "distinct"}},
 		{[]string{"--root", root}, map[string]string{"SHARED_DIRS": "../etc"}, []string{"SHARED_DIRS", `"../etc"`}},
+		{[]string{"--root", root, "--engine-start", "boot"}, nil, []string{"--engine-start", `"boot"`, "activate or plugin-start"}},
+		{[]string{"--root", root}, map[string]string{"ENGINE_START": "x"}, []string{"ENGINE_START", `"x"`}},
 		{[]string{"--root", root, "extra"}, nil, []string{`"extra"`}},
 		{[]string{"--bogus"}, nil, []string{"bogus"}},
 	} {
@@ -61,11 +63,11 @@ func TestBadSettings(t *testing.T) {
 func TestSettingsPrecedence(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	s, err := parseSettings([]string{"--root", a, "--log-level", "warn"},
-		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other"}), &bytes.Buffer{})
+		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ENGINE_START": "plugin-start"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" ||
+	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" || !s.EngineAtStart ||
 		!slices.Equal(s.Shared, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" {
 		t.Errorf("settings = %+v", s)
 	}
@@ -73,7 +75,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" ||
+	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" || s.EngineAtStart ||
 		!slices.Equal(s.Shared, []string{"documents", "media", "music"}) {
 		t.Errorf("defaults = %+v", s)
 	}
