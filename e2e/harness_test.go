@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +27,22 @@ const driverName = "portal-volume-e2e"
 // empty volume.
 const image = "portal-volume-e2e/busybox:latest"
 
+// Images with the habits of real ones, from the same files:
+//   - volumesImage declares VOLUMEs, as postgres, mariadb or nextcloud do:
+//     /var/lib/db (holding db/seed) and /var/cache/app;
+//   - userImage runs as USER 472 with /var/lib/app owned by 472:472, as
+//     grafana does.
+const (
+	volumesImage = "portal-volume-e2e/volumes:latest"
+	userImage    = "portal-volume-e2e/user:latest"
+)
+
+var images = map[string][]string{
+	image:        nil,
+	volumesImage: {"VOLUME /var/lib/db", "VOLUME /var/cache/app"},
+	userImage:    {"USER 472"},
+}
+
 var (
 	repoRoot  string // the checkout
 	binary    string // the built plugin
@@ -45,6 +60,9 @@ type plugin interface {
 	Logs() string
 	// Socket is where the plugin serves, seen from the host.
 	Socket(t *testing.T) string
+	// Configure restarts the plugin with settings (NAME=value, the
+	// environment twins) on top of the ones it has.
+	Configure(t *testing.T, settings ...string)
 	stop()
 }
 
@@ -52,6 +70,7 @@ type plugin interface {
 // through its socket in /run/docker/plugins.
 type legacyPlugin struct {
 	root, socket string
+	env          []string // settings given by Configure
 	cmd          *exec.Cmd
 	out          *testutil.Buffer
 }
@@ -66,6 +85,7 @@ func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 	t.Helper()
 	args := append([]string{"--root", p.root, "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
 	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -87,6 +107,13 @@ func (p *legacyPlugin) Restart(t *testing.T) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_ = p.cmd.Wait()
+	p.start(t)
+}
+
+func (p *legacyPlugin) Configure(t *testing.T, settings ...string) {
+	t.Helper()
+	p.stop()
+	p.env = append(p.env, settings...)
 	p.start(t)
 }
 
@@ -153,6 +180,13 @@ func (p *managedPlugin) Reinstall(t *testing.T) {
 	p.install(t)
 }
 
+func (p *managedPlugin) Configure(t *testing.T, settings ...string) {
+	t.Helper()
+	mustDocker(t, "plugin", "disable", "-f", driverName)
+	mustDocker(t, append([]string{"plugin", "set", driverName}, settings...)...)
+	mustDocker(t, "plugin", "enable", driverName)
+}
+
 func (p *managedPlugin) stop() {
 	_, _ = docker("plugin", "disable", "-f", driverName)
 	_, _ = docker("plugin", "rm", "-f", driverName)
@@ -212,8 +246,8 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error
 	}
 }
 
-// buildImage makes the busybox test image from Debian's static busybox.
-func buildImage() error {
+// buildImages makes the test images from Debian's static busybox.
+func buildImages() error {
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
 		return fmt.Errorf("busybox (Debian's busybox-static) is needed for the test image: %w", err)
@@ -227,10 +261,13 @@ func buildImage() error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
-	for _, d := range []string{"bin", "seed", "tmp"} {
+	for _, d := range []string{"bin", "seed", "tmp", "var/lib/db", "var/cache/app", "var/lib/app"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
 	}
 	data, err := os.ReadFile(bb)
 	if err != nil {
@@ -250,25 +287,29 @@ func buildImage() error {
 			}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "seed/file"), []byte("from the image\n"), 0o644); err != nil {
-		return err
+	for name, text := range map[string]string{"seed/file": "from the image\n", "var/lib/db/seed": "db seed\n", "var/lib/app/grafana.ini": "ini\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
 	}
-	tar := exec.Command("tar", "-C", dir, "-c", ".")
-	imp := exec.Command("docker", "import", "--change", "ENV PATH=/bin", "-", image)
-	imp.Stdin, err = tar.StdoutPipe()
-	if err != nil {
-		return err
+	for _, p := range []string{"var/lib/app", "var/lib/app/grafana.ini"} {
+		if err := os.Chown(filepath.Join(dir, p), 472, 472); err != nil {
+			return err
+		}
 	}
-	var out bytes.Buffer
-	imp.Stdout, imp.Stderr = &out, &out
-	if err := imp.Start(); err != nil {
-		return err
+	tarball := filepath.Join(filepath.Dir(dir), filepath.Base(dir)+".tar")
+	defer os.Remove(tarball)
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("tar: %w: %s", err, out)
 	}
-	if err := tar.Run(); err != nil {
-		return err
-	}
-	if err := imp.Wait(); err != nil {
-		return fmt.Errorf("docker import: %w: %s", err, out.String())
+	for name, changes := range images {
+		args := []string{"import", "--change", "ENV PATH=/bin"}
+		for _, c := range changes {
+			args = append(args, "--change", c)
+		}
+		if out, err := exec.Command("docker", append(args, tarball, name)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker import %s: %w: %s", name, err, out)
+		}
 	}
 	return nil
 }
