@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/portal/portal-volume/driver/mountinfo"
 )
 
@@ -78,15 +76,18 @@ func (d *Driver) mountedSomewhere(dir string) (bool, error) {
 		return false, err
 	}
 	mounted, scan, err := mountinfo.Mounted(d.proc, at)
-	if err != nil {
+	switch {
+	case err != nil:
 		return false, err
-	}
-	if scan.Unreadable > 0 && d.debug() {
-		d.log.WithFields(logrus.Fields{"dir": dir, "unreadable": scan.Unreadable, "namespaces": scan.Namespaces}).
-			Debug("some processes' mounts could not be read")
-	}
-	if !mounted && scan.Namespaces == 0 {
+	case mounted:
+		return true, nil
+	case scan.Unreadable > 0:
+		// The kernel lets anyone read any process's mountinfo; where
+		// something (a security module) forbids it, an unread process may
+		// hold the only mount: no answer is better than a wrong one.
+		return false, fmt.Errorf("the mounts of %d processes could not be read", scan.Unreadable)
+	case scan.Namespaces == 0:
 		return false, fmt.Errorf("no mount namespace could be read in %s", d.proc)
 	}
-	return mounted, nil
+	return false, nil
 }

@@ -126,9 +126,11 @@ type Scan struct {
 
 // Mounted reports whether d, or a directory below it, is mounted in any
 // mount namespace of the processes listed in proc (normally "/proc"). Each
-// namespace is read once. A process that exits while it is read is
-// skipped; one whose mounts may not be read (it has privileges the caller
-// lacks) is counted in Scan.Unreadable.
+// namespace is read once (where the caller may read the process's ns/mnt
+// link; otherwise the process is read on its own). A process that exits
+// while it is read is skipped; one whose mountinfo may not be opened (the
+// kernel allows anyone, a security module may not) is counted in
+// Scan.Unreadable.
 func Mounted(proc string, d Dir) (bool, Scan, error) {
 	var s Scan
 	if self, err := os.Readlink(filepath.Join(proc, "self")); err == nil && self == "1" {

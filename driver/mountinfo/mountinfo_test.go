@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -166,5 +167,79 @@ func TestMountedRefusesPrivatePIDNamespace(t *testing.T) {
 	}
 	if _, _, err := Mounted(proc, Dir{"8:1", "/x"}); err == nil {
 		t.Fatal("no error for a private PID namespace")
+	}
+}
+
+// TestMountedUnprivileged: the kernel lets any process read any other's
+// mountinfo (it is mode 0444, with no ptrace check, unlike ns/mnt), so a
+// plugin with fewer capabilities than a container still sees the
+// container's mounts. The scan runs in a child as nobody and must find a
+// bind mount that a root process holds in a namespace of its own.
+func TestMountedUnprivileged(t *testing.T) {
+	if d := os.Getenv("MOUNTINFO_SCAN_AS_CHILD"); d != "" {
+		dev, root, _ := strings.Cut(d, " ")
+		got, scan, err := Mounted("/proc", Dir{dev, root})
+		if err != nil || !got || scan.Unreadable != 0 {
+			t.Fatalf("as nobody: Mounted = %v (%+v), %v; want true with nothing unreadable", got, scan, err)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount and to run a child as nobody")
+	}
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol, target := filepath.Join(base, "vol"), filepath.Join(base, "target")
+	for _, d := range []string{vol, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at, err := Locate(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && echo ready && read _`, "sh", vol, target)
+	stdin, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); _ = holder.Wait() })
+	buf := make([]byte, 6)
+	if _, err := out.Read(buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("the holder did not mount: %q %v", buf, err)
+	}
+	// nobody must be able to run the test binary: a copy in a directory
+	// it may enter.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mountinfo.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	child := exec.Command(bin, "-test.run=^TestMountedUnprivileged$", "-test.count=1")
+	child.Dir = dir
+	child.Env = append(os.Environ(), "MOUNTINFO_SCAN_AS_CHILD="+at.Dev+" "+at.Root)
+	child.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := child.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
