@@ -22,7 +22,8 @@ import (
 
 // TestCrashSafety runs the daemon as a real process under a load of
 // parallel Create, Mount, Unmount and Remove calls and kills it with
-// SIGKILL at random moments, many times. After every restart the state
+// SIGKILL at random moments, many times; every fourth round a new engine
+// activates it (the kills are the plugin's own restarts, not the engine's). After every restart the state
 // must load, every volume a client was told exists must exist with its
 // options and mount count, a call cut off by the kill must have happened
 // whole or not at all, no temp file may be left, and no data may have gone
