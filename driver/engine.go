@@ -8,8 +8,8 @@ import (
 )
 
 // EngineStarted tells the driver that a new engine process started using
-// the plugin (it sent Plugin.Activate): every mount counted so far becomes
-// stale. A stale count is taken over by the new engine's Mount of the same
+// the plugin (it sent Plugin.Activate, or, for a managed plugin, started
+// it): every mount counted so far becomes stale. A stale count is taken over by the new engine's Mount of the same
 // volume and ID, is still decremented by an Unmount, and otherwise counts
 // only while the kernel shows the volume's directory mounted somewhere
 // (see settleStale).
@@ -24,7 +24,7 @@ func (d *Driver) EngineStarted() error {
 		d.log.WithError(err).Error("could not start a new engine generation; the mount counts stay as they were")
 		return err
 	}
-	d.log.WithField("generation", d.mounts.Generation()).Info("a new engine activated the plugin; earlier mount counts are now stale")
+	d.log.WithField("generation", d.mounts.Generation()).Info("a new engine generation started; earlier mount counts are now stale")
 	return nil
 }
 

@@ -38,18 +38,9 @@ const activateManifest = `{"Implements": ["VolumeDriver"]}`
 func serveDriver(l net.Listener, d engineDriver, log *logrus.Logger) error {
 	h := volume.NewHandler(logged{d, log})
 	h.HandleFunc("POST /Plugin.Activate", func(w http.ResponseWriter, _ *http.Request) {
-		start := time.Now()
-		err := d.EngineStarted()
-		if log.IsLevelEnabled(logrus.DebugLevel) {
-			e := log.WithFields(logrus.Fields{"call": "Activate", "duration": time.Since(start)})
-			if err != nil {
-				e = e.WithError(err)
-			}
-			e.Debug("request")
-		}
 		// The engine's activation must not fail on our bookkeeping: the
-		// driver has logged the error, and the counts of the earlier
-		// generation stay as they were.
+		// driver has logged the error, and the counts stay as they were.
+		_ = logged{d, log}.done("Activate", "", time.Now(), d.EngineStarted())
 		w.Header().Set("Content-Type", sdk.DefaultContentTypeV1_1)
 		fmt.Fprintln(w, activateManifest)
 	})
