@@ -35,6 +35,7 @@ type Config struct {
 	SharedNames []string // the allowed shared directory names
 	Anonymous   string   // anonymous volumes: spec.Delete (when ""), spec.Keep or spec.Refuse
 	BootID      string   // default: the kernel's
+	Proc        string   // where processes' mounts are read (default /proc)
 	Log         logrus.FieldLogger
 }
 
@@ -47,6 +48,7 @@ type Driver struct {
 	records *state.Records
 	mounts  *state.Mounts
 	parser  spec.Parser
+	proc    string
 	log     logrus.FieldLogger
 	index
 }
@@ -64,6 +66,9 @@ func New(c Config) (*Driver, error) {
 	}
 	if c.Log == nil {
 		c.Log = logrus.StandardLogger()
+	}
+	if c.Proc == "" {
+		c.Proc = "/proc"
 	}
 	t, err := tree.Open(c.Root)
 	if err != nil {
@@ -83,6 +88,7 @@ func New(c Config) (*Driver, error) {
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
 		parser: spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous},
+		proc:   c.Proc,
 		log:    c.Log,
 		index:  newIndex(len(vols)),
 	}
@@ -150,6 +156,7 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 // Remove forgets the volume; with on_remove=delete it first deletes the
 // volume's own directory tree.
 func (d *Driver) Remove(r *volume.RemoveRequest) error {
+	d.settleStale(r.Name)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.lookup(r.Name)
@@ -157,7 +164,7 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 		return err
 	}
 	log := withSpec(d.log.WithField("volume", r.Name), v.Spec)
-	if n := d.mounts.Count(r.Name); n > 0 {
+	if n := d.mounts.Count(r.Name) + d.mounts.Stale(r.Name); n > 0 {
 		err := fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", r.Name, n)
 		log.WithError(err).Warn("remove refused")
 		return err
@@ -246,6 +253,7 @@ func (d *Driver) debug() bool {
 
 // Get answers from memory.
 func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
+	d.settleStale(r.Name)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	v, err := d.lookup(r.Name)
@@ -267,7 +275,7 @@ func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
 			spec.KeyTree:     s.Tree,
 			spec.KeyOnRemove: s.OnRemove,
 			"owner":          ownerStatus(s),
-			"mounts":         d.mounts.Count(v.Name),
+			"mounts":         d.mounts.Count(v.Name) + d.mounts.Stale(v.Name),
 		},
 	}}, nil
 }
