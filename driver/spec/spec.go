@@ -39,9 +39,16 @@ const (
 	KeyMode     = "mode"
 	KeyShared   = "shared"
 	KeyOnRemove = "on_remove"
+	KeyAccess   = "access"
 )
 
-var knownKeys = []string{KeyApp, KeyPath, KeyUID, KeyGID, KeyMode, KeyShared, KeyOnRemove}
+// Access values: what a container may do through the volume.
+const (
+	AccessRW = "rw"
+	AccessRO = "ro" // through a read-only view
+)
+
+var knownKeys = []string{KeyApp, KeyPath, KeyUID, KeyGID, KeyMode, KeyShared, KeyOnRemove, KeyAccess}
 
 var appPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
@@ -57,6 +64,21 @@ type Spec struct {
 	Mode     uint32 // permission bits, at most 07777
 	Shared   string // shared directory name, "" when none
 	OnRemove string // Keep or Delete
+	// IDMap: uid/gid on a shared volume. The container gets an id-mapped
+	// view that shows the directory's on-disk owner as UID:GID; the
+	// directory is never chowned.
+	IDMap bool
+	// ReadOnly: access=ro, the container gets a read-only view. False,
+	// access=rw, is also what records of earlier versions mean.
+	ReadOnly bool
+}
+
+// Access is the access option's value.
+func (s Spec) Access() string {
+	if s.ReadOnly {
+		return AccessRO
+	}
+	return AccessRW
 }
 
 // Dir is the volume's directory relative to the plugin's root.
@@ -120,6 +142,12 @@ func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
 		}
 		s.OnRemove = v
 	}
+	if v, ok := o[KeyAccess]; ok {
+		if v != AccessRW && v != AccessRO {
+			return Spec{}, &OptionError{KeyAccess, v, `want "rw" (the default) or "ro"`}
+		}
+		s.ReadOnly = v == AccessRO
+	}
 	if v, ok := o[KeyShared]; ok {
 		return p.parseShared(s, v, o)
 	}
@@ -162,16 +190,36 @@ func (p Parser) parseShared(s Spec, v string, o map[string]string) (Spec, error)
 	if !slices.Contains(p.SharedNames, v) {
 		return Spec{}, &OptionError{KeyShared, v, "want one of " + strings.Join(p.SharedNames, ", ")}
 	}
-	for _, k := range []string{KeyPath, KeyUID, KeyGID, KeyMode} {
+	for _, k := range []string{KeyPath, KeyMode} {
 		if val, ok := o[k]; ok {
 			return Spec{}, &OptionError{k, val, "not allowed with shared: a shared directory is used as it is"}
 		}
+	}
+	if err := parseViewIDs(&s, o); err != nil {
+		return Spec{}, err
 	}
 	if s.OnRemove == Delete {
 		return Spec{}, &OptionError{KeyOnRemove, Delete, "not allowed with shared: shared directories are never deleted"}
 	}
 	s.Shared = v
 	return s, nil
+}
+
+// parseViewIDs reads uid and gid of a volume that is never chowned: they
+// ask for an id-mapped view (a missing one is 0, as elsewhere).
+func parseViewIDs(s *Spec, o map[string]string) (err error) {
+	for _, k := range []struct {
+		key string
+		dst *uint32
+	}{{KeyUID, &s.UID}, {KeyGID, &s.GID}} {
+		if v, ok := o[k.key]; ok {
+			if *k.dst, err = parseID(k.key, v); err != nil {
+				return err
+			}
+			s.IDMap = true
+		}
+	}
+	return nil
 }
 
 // splitName reads a name of the form <app>_<dir>: the app is what comes

@@ -35,7 +35,10 @@ func fastRecord(data []byte, v *Volume) bool {
 		d.lit(`,"Mode":`) && d.uint32(&s.Mode) &&
 		d.lit(`,"Shared":`) && d.str(&s.Shared) &&
 		d.lit(`,"OnRemove":`) && d.str(&s.OnRemove) &&
-		d.lit(`},"created_at":`) && d.time(v) &&
+		(d.lit(`},"created_at":`) || // a record of an earlier version
+			d.lit(`,"IDMap":`) && d.bool(&s.IDMap) &&
+				d.lit(`,"ReadOnly":`) && d.bool(&s.ReadOnly) &&
+				d.lit(`},"created_at":`)) && d.time(v) &&
 		d.lit(`}`) && d.end()
 }
 
@@ -84,6 +87,18 @@ func (d *recordDecoder) str(dst *string) bool {
 		*dst = spec.Delete
 	default:
 		*dst = string(s)
+	}
+	return true
+}
+
+func (d *recordDecoder) bool(dst *bool) bool {
+	switch {
+	case d.lit("true"):
+		*dst = true
+	case d.lit("false"):
+		*dst = false
+	default:
+		return false
 	}
 	return true
 }
