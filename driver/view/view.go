@@ -38,10 +38,11 @@ type Kind struct {
 	ReadOnly bool   // access=ro: nothing written through the view reaches the disk
 	IDMap    bool   // the directory's owner is shown as UID, its group as GID
 	UID, GID uint32 // the app's ids, when IDMap
+	NoSuid   bool   // nothing but what every view is: nosuid and nodev
 }
 
 // Any tells whether a volume of this kind is mounted through a view.
-func (k Kind) Any() bool { return k.ReadOnly || k.IDMap }
+func (k Kind) Any() bool { return k.ReadOnly || k.IDMap || k.NoSuid }
 
 // Owner is the on-disk owner of a directory.
 type Owner struct{ UID, GID uint32 }
@@ -180,6 +181,15 @@ func (m *Manager) Check(dirfd int, k Kind, owner Owner) error {
 	return unix.Close(fd)
 }
 
+// OwnerOf is the on-disk owner of the directory open at fd.
+func OwnerOf(fd int) (Owner, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Owner{}, err
+	}
+	return Owner{st.Uid, st.Gid}, nil
+}
+
 // Mount counts a mount of volume by id through a view of the directory
 // open at dirfd, making the view at its first mount, and returns the
 // view's path.
@@ -191,11 +201,10 @@ func (m *Manager) Mount(volume, id string, dirfd int, k Kind) (string, error) {
 		v.count++
 		return v.path, nil
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(dirfd, &st); err != nil {
+	owner, err := OwnerOf(dirfd)
+	if err != nil {
 		return "", err
 	}
-	owner := Owner{st.Uid, st.Gid}
 	if k.IDMap && (owner.UID == 0 || owner.GID == 0) {
 		// Create refused this; the owner changed since.
 		return "", &RootOwnedError{Owner: owner}
