@@ -12,13 +12,13 @@ import (
 
 // viewKind is how a volume is mounted: through a view, or (zero Kind) as
 // its directory. A shared directory is always handed out through a view
-// when views can be made, even a plain rw one: every view is nosuid, and an
+// when views can be made, and so is a tree, even a plain rw one: every view is nosuid, and an
 // app with an id-mapped view can set a set-uid bit that lands on disk (the
 // file then belongs to the directory's owner); no container may run such a
 // file from a volume of this plugin.
 func (d *Driver) viewKind(s spec.Spec) view.Kind {
 	k := view.Kind{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
-	if s.Shared != "" && d.views != nil && d.views.Available() == nil {
+	if (s.Kind() == spec.KindShared || s.Kind() == spec.KindTree) && d.views != nil && d.views.Available() == nil {
 		k.NoSuid = true
 	}
 	return k
@@ -121,7 +121,7 @@ func viewOptions(s spec.Spec) string {
 		if o != "" {
 			o += " "
 		}
-		o += fmt.Sprintf("uid=%d gid=%d on a shared volume", s.UID, s.GID)
+		o += fmt.Sprintf("uid=%d gid=%d on a shared or tree volume", s.UID, s.GID)
 	}
 	return o
 }

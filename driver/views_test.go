@@ -199,7 +199,7 @@ func TestViewRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = d.Create(&volume.CreateRequest{Name: "m", Options: map[string]string{"shared": "music", "uid": "1000"}})
-	if err == nil || !strings.Contains(err.Error(), "uid=1000 gid=0 on a shared volume") || !strings.Contains(err.Error(), "needs idmapped mounts") {
+	if err == nil || !strings.Contains(err.Error(), "uid=1000 gid=0 on a shared or tree volume") || !strings.Contains(err.Error(), "needs idmapped mounts") {
 		t.Errorf("id-mapped view on ramfs: %v", err)
 	}
 	if _, err := d.Get(&volume.GetRequest{Name: "m"}); err == nil {
