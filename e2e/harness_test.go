@@ -88,7 +88,7 @@ func startLegacy(t testing.TB, root string, extraArgs ...string) *legacyPlugin {
 
 func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 	t.Helper()
-	args := append([]string{"--root", p.root, "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
+	args := append([]string{"--root", p.root, "--views", p.root + "-views", "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
 	bin := p.release.binary
 	if bin == "" {
 		bin = binary
