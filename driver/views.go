@@ -98,13 +98,12 @@ func (d *Driver) liveViews(name string) int {
 
 // DropViews detaches and removes every view: to be called when a new
 // engine process starts, since the views of the engine before are no
-// longer Docker's (its running containers keep their own mounts).
+// longer Docker's (its running containers keep their own mounts). The view
+// manager has a lock of its own: callers may hold d.mu or not.
 func (d *Driver) DropViews() error {
 	if d.views == nil {
 		return nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	err := d.views.DropAll()
 	d.log.WithError(err).WithField("views", d.views.Dir()).Info("views of the engine before dropped")
 	return err

@@ -138,6 +138,26 @@ func TestIDMappedSharedVolume(t *testing.T) {
 	}
 }
 
+// TestDropViews: a new engine's start drops the views of the one before;
+// the volume can then be removed once its mounts are uncounted.
+func TestDropViews(t *testing.T) {
+	d, _ := viewDriver(t, nil)
+	create(t, d, "app_data", map[string]string{"access": "ro"})
+	mp := mountOf(t, d, "app_data", "old")
+	if err := d.DropViews(); err != nil {
+		t.Fatal(err)
+	}
+	if isMount(t, mp) || d.liveViews("app_data") != 0 {
+		t.Fatalf("view %s still there after DropViews", mp)
+	}
+	if err := d.Unmount(&volume.UnmountRequest{Name: "app_data", ID: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(&volume.RemoveRequest{Name: "app_data"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runAs runs f on a thread whose fsuid and fsgid are uid: what a
 // container process of that uid does when it writes.
 func runAs(t *testing.T, uid int, f func() error) {
