@@ -88,13 +88,15 @@ func startLegacy(t testing.TB, root string, extraArgs ...string) *legacyPlugin {
 
 func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 	t.Helper()
-	args := append([]string{"--root", p.root, "--views", p.root + "-views", "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
+	args := append([]string{"--root", p.root, "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
 	bin := p.release.binary
 	if bin == "" {
 		bin = binary
 	}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
+	// A views directory of its own, as an environment twin, which a
+	// release without views ignores.
+	p.cmd.Env = append(append(os.Environ(), "VIEWS_DIR="+p.root+"-views"), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

@@ -132,7 +132,7 @@ var viewCases = []struct {
 		mustDocker(t, "exec", a, "sh", "-c", "echo a >> /v/log && echo a > /v/a && mkdir /v/adir")
 		mustDocker(t, "exec", b, "sh", "-c", "echo b >> /v/log && echo b > /v/b && echo b2 >> /v/a")
 		mustDocker(t, "exec", a, "sh", "-c", "echo a2 >> /v/b")
-		t.Logf("Docker mounts %s into the container", mustDocker(t, "inspect", "-f", "{{range .Mounts}}{{.Source}}{{end}}", a))
+		t.Logf("the views, as mounted in each namespace: %s", strings.Join(leftViews(e), "; "))
 		for c, uid := range map[string]string{a: "1000", b: "1001"} {
 			out := mustDocker(t, "exec", c, "stat", "-c", "%n %u:%g", "/v", "/v/log", "/v/a", "/v/b", "/v/adir")
 			for _, l := range strings.Split(out, "\n") {
