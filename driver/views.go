@@ -104,9 +104,12 @@ func (d *Driver) DropViews() error {
 	if d.views == nil {
 		return nil
 	}
-	err := d.views.DropAll()
-	d.log.WithError(err).WithField("views", d.views.Dir()).Info("views of the engine before dropped")
-	return err
+	if err := d.views.DropAll(); err != nil {
+		d.log.WithError(err).WithField("views", d.views.Dir()).Error("could not drop every view of the engine before")
+		return err
+	}
+	d.log.WithField("views", d.views.Dir()).Info("views of the engine before dropped")
+	return nil
 }
 
 func closeFd(fd int) { _ = unix.Close(fd) }

@@ -123,10 +123,8 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 		views: make(map[key]*view), byVol: make(map[string]int), userns: make(map[Map]*os.File),
 		mkNS: newUserns,
 	}
-	if err := m.Reconcile(); err != nil {
-		m.Close()
-		return nil, err
-	}
+	// What cannot be removed is logged and left; it never stops a start.
+	_ = m.Reconcile()
 	m.avail = m.probe(probe)
 	if m.avail != nil {
 		log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused")
@@ -270,7 +268,8 @@ func (m *Manager) DropAll() error {
 }
 
 // Reconcile detaches and removes everything in the views directory that
-// this manager did not make: what a killed plugin left behind.
+// this manager did not make: what a killed plugin left behind. Each entry
+// removed, or that could not be, is logged.
 func (m *Manager) Reconcile() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

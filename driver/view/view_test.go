@@ -253,6 +253,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Mkdir(t, filepath.Join(views, "empty"))
+	testutil.Write(t, filepath.Join(views, "stray"), "not ours to delete")
 	m.Close() // as a kill -9 would: the views stay
 
 	if n := len(mountsBelow(t, views)); n != 3 {
@@ -269,11 +270,14 @@ func TestReconcile(t *testing.T) {
 	if left := mountsBelow(t, views); len(left) > 0 {
 		t.Errorf("left after reconcile: %v", left)
 	}
-	if ents, _ := os.ReadDir(views); len(ents) > 0 {
-		t.Errorf("left in the views directory: %v", ents)
+	if ents, _ := os.ReadDir(views); len(ents) != 1 || ents[0].Name() != "stray" {
+		t.Errorf("left in the views directory: %v, want only the stray file", ents)
 	}
 	if n := strings.Count(buf.String(), "stale view removed"); n != 3 {
 		t.Errorf("%d stale views logged, want 3:\n%s", n, buf)
+	}
+	if !strings.Contains(buf.String(), "could not remove a stale view") || !strings.Contains(buf.String(), "stray") {
+		t.Errorf("the stray file is not reported:\n%s", buf)
 	}
 }
 
