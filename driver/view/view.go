@@ -79,10 +79,11 @@ func (e *RootOwnedError) Error() string {
 // Manager makes and removes the views in one directory. It is safe for
 // concurrent use.
 type Manager struct {
-	dir   string
-	lock  *os.File // the views directory, flock'd: one plugin per directory
-	log   logrus.FieldLogger
-	avail error // why views cannot be made here, nil when they can
+	dir    string
+	lock   *os.File // the views directory, flock'd: one plugin per directory
+	log    logrus.FieldLogger
+	probed chan struct{} // closed once avail is known
+	avail  error         // why views cannot be made here, nil when they can
 
 	mu     sync.Mutex
 	views  map[key]*view
@@ -121,22 +122,28 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 	m := &Manager{
 		dir: abs, lock: lock, log: log,
 		views: make(map[key]*view), byVol: make(map[string]int), userns: make(map[Map]*os.File),
-		mkNS: newUserns,
+		mkNS: newUserns, probed: make(chan struct{}),
 	}
 	// What cannot be removed is logged and left; it never stops a start.
 	_ = m.Reconcile()
-	m.avail = m.probe(probe)
-	if m.avail != nil {
-		log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused")
-	} else {
-		log.WithField("views", abs).Info("views available: read-only and id-mapped")
-	}
+	// The probe makes a user namespace, a process: off the start-up path,
+	// which answers Get first.
+	go func() {
+		defer close(m.probed)
+		m.avail = m.probe(probe)
+		if m.avail != nil {
+			log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused")
+		} else {
+			log.WithField("views", abs).Info("views available: read-only and id-mapped")
+		}
+	}()
 	return m, nil
 }
 
 // Close releases the user namespaces and the directory's lock; the views
 // stay (Docker may still use them) until the next Open or DropAll.
 func (m *Manager) Close() error {
+	<-m.probed
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, f := range m.userns {
@@ -149,8 +156,12 @@ func (m *Manager) Close() error {
 // Dir is the views directory.
 func (m *Manager) Dir() string { return m.dir }
 
-// Available is nil when views can be made, else why not.
-func (m *Manager) Available() error { return m.avail }
+// Available is nil when views can be made, else why not. It waits for
+// the probe Open started.
+func (m *Manager) Available() error {
+	<-m.probed
+	return m.avail
+}
 
 // probe makes a detached, never attached, read-only id-mapped clone of
 // dir and drops it: what a view needs of the kernel and the file system.
