@@ -25,7 +25,10 @@ func (d *Driver) EngineStarted() error {
 		return err
 	}
 	d.log.WithField("generation", d.mounts.Generation()).Info("a new engine generation started; earlier mount counts are now stale")
-	return nil
+	// Under the lock, so that no Mount of the new engine makes a view
+	// before the old ones go. The earlier engine's running containers keep
+	// their own copies of the views' mounts.
+	return d.dropViews()
 }
 
 // settleStale drops the stale mount counts of the volume name when the

@@ -94,7 +94,9 @@ func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 		bin = binary
 	}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
+	// A views directory of its own, as an environment twin, which a
+	// release without views ignores.
+	p.cmd.Env = append(append(os.Environ(), "VIEWS_DIR="+p.root+"-views"), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

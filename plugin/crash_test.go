@@ -109,7 +109,7 @@ func (h *crashHarness) start(t *testing.T) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, "--root", h.root, "--socket", h.sock, "--log-level", "error")
+	cmd := exec.Command(self, "--root", h.root, "--views", h.root+"-views", "--socket", h.sock, "--log-level", "error")
 	cmd.Env = append(os.Environ(), runAsDaemonEnv+"=1")
 	var out testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -45,6 +45,13 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "extra"}, nil, []string{`"extra"`}},
 		{[]string{"--root", root, "--anonymous", "sometimes"}, nil, []string{"--anonymous", `"sometimes"`, "delete, keep, refuse"}},
 		{[]string{"--root", root}, map[string]string{"ANONYMOUS_VOLUMES": "DELETE"}, []string{"ANONYMOUS_VOLUMES", `"DELETE"`}},
+		{[]string{"--root", root, "--views", "run/views"}, nil, []string{"--views", `"run/views"`, "absolute"}},
+		{[]string{"--root", root, "--views", root + "/views"}, nil, []string{"--views", "outside the root"}},
+		{[]string{"--root", root}, map[string]string{"VIEWS_DIR": root}, []string{"VIEWS_DIR", "outside the root"}},
+		{[]string{"--root", root, "--views", filepath.Dir(root)}, nil, []string{"--views", "not containing it"}},
+		{[]string{"--root", root, "--shared-owner", "0:2000"}, nil, []string{"--shared-owner", `"0:2000"`, "UID:GID"}},
+		{[]string{"--root", root, "--shared-owner", "2000"}, nil, []string{"--shared-owner", `"2000"`}},
+		{[]string{"--root", root}, map[string]string{"SHARED_OWNER": "2000:x"}, []string{"SHARED_OWNER", `"2000:x"`}},
 		{[]string{"--bogus"}, nil, []string{"bogus"}},
 	} {
 		var stdout, stderr bytes.Buffer
