@@ -35,6 +35,7 @@ type Config struct {
 	SharedNames []string // the allowed shared directory names
 	Anonymous   string   // anonymous volumes: spec.Delete (when ""), spec.Keep or spec.Refuse
 	BootID      string   // default: the kernel's
+	Proc        string   // where processes' mounts are read (default /proc)
 	Log         logrus.FieldLogger
 }
 
@@ -52,6 +53,7 @@ type Driver struct {
 	records  *state.Records
 	mounts   *state.Mounts
 	parser   spec.Parser
+	proc     string
 	log      logrus.FieldLogger
 	index
 }
@@ -69,6 +71,9 @@ func New(c Config) (*Driver, error) {
 	}
 	if c.Log == nil {
 		c.Log = logrus.StandardLogger()
+	}
+	if c.Proc == "" {
+		c.Proc = "/proc"
 	}
 	t, err := tree.Open(c.Root)
 	if err != nil {
@@ -88,6 +93,7 @@ func New(c Config) (*Driver, error) {
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
 		parser: spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous},
+		proc:   c.Proc,
 		log:    c.Log,
 		index:  newIndex(len(vols)),
 	}
@@ -208,6 +214,7 @@ func (d *Driver) settle(v *entry, keep bool) {
 // Remove forgets the volume; with on_remove=delete it first deletes the
 // volume's own directory tree.
 func (d *Driver) Remove(r *volume.RemoveRequest) error {
+	d.settleStale(r.Name)
 	v, err := d.reserveRemove(r.Name)
 	if v == nil {
 		return err
@@ -261,7 +268,9 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 		if v == nil {
 			return nil, noSuchVolume(name)
 		}
-		if n := d.mounts.Count(name); n > 0 {
+		// Counts of an earlier engine that the kernel still shows mounted
+		// (settleStale dropped the others) are a live container's.
+		if n := d.mounts.Count(name) + d.mounts.Stale(name); n > 0 {
 			return v, fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", name, n)
 		}
 		v.state, v.settled = removing, make(chan struct{})
@@ -332,6 +341,7 @@ func (d *Driver) debug() bool {
 
 // Get answers from memory.
 func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
+	d.settleStale(r.Name)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	v, err := d.lookup(r.Name)
@@ -353,7 +363,7 @@ func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
 			spec.KeyTree:     s.Tree,
 			spec.KeyOnRemove: s.OnRemove,
 			"owner":          ownerStatus(s),
-			"mounts":         d.mounts.Count(v.Name),
+			"mounts":         d.mounts.Count(v.Name) + d.mounts.Stale(v.Name),
 		},
 	}}, nil
 }

@@ -78,6 +78,11 @@ func serve(s settings, log *logrus.Logger) error {
 		return err
 	}
 	defer d.Close()
+	if s.EngineAtStart {
+		if err := d.EngineStarted(); err != nil {
+			return err
+		}
+	}
 	l, activated, err := listen(s.Socket)
 	if err != nil {
 		return err

@@ -28,7 +28,11 @@ type settings struct {
 	LogLevel  logrus.Level
 	LogFormat string
 	Shared    []string
-	Anonymous string // spec.Delete, spec.Keep or spec.Refuse
+	// EngineAtStart: every start of the plugin is a new engine's (a
+	// managed plugin, which the engine starts afresh and never sends
+	// Plugin.Activate); otherwise only Plugin.Activate tells.
+	EngineAtStart bool
+	Anonymous     string // spec.Delete, spec.Keep or spec.Refuse
 }
 
 var anonymousPolicies = []string{spec.Delete, spec.Keep, spec.Refuse}
@@ -54,6 +58,7 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	format := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json (env LOG_FORMAT)")
 	shared := fs.String("shared", env("SHARED_DIRS", "documents,media,music"), "allowed shared directory names, comma separated (env SHARED_DIRS)")
 	anonymous := fs.String("anonymous", env("ANONYMOUS_VOLUMES", spec.Delete), "anonymous volumes (an image's VOLUME, -v /path): delete their directory on remove, keep it, or refuse them (env ANONYMOUS_VOLUMES)")
+	engine := fs.String("engine-start", env("ENGINE_START", "activate"), "what tells a new engine: activate (Plugin.Activate; legacy) or plugin-start (every start of the plugin; managed) (env ENGINE_START)")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -82,6 +87,10 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		return settings{}, fmt.Errorf("setting --anonymous (ANONYMOUS_VOLUMES) = %q: want one of %s", *anonymous, strings.Join(anonymousPolicies, ", "))
 	}
 	s.Anonymous = *anonymous
+	if *engine != "activate" && *engine != "plugin-start" {
+		return settings{}, fmt.Errorf("setting --engine-start (ENGINE_START) = %q: want activate or plugin-start", *engine)
+	}
+	s.EngineAtStart = *engine == "plugin-start"
 	return s, nil
 }
 

@@ -40,6 +40,8 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "--shared", "media,,music"}, nil, []string{"--shared", `"media,,music"`}},
 		{[]string{"--root", root, "--shared", "media,media"}, nil, []string{"--shared", "distinct"}},
 		{[]string{"--root", root}, map[string]string{"SHARED_DIRS": "../etc"}, []string{"SHARED_DIRS", `"../etc"`}},
+		{[]string{"--root", root, "--engine-start", "boot"}, nil, []string{"--engine-start", `"boot"`, "activate or plugin-start"}},
+		{[]string{"--root", root}, map[string]string{"ENGINE_START": "x"}, []string{"ENGINE_START", `"x"`}},
 		{[]string{"--root", root, "extra"}, nil, []string{`"extra"`}},
 		{[]string{"--root", root, "--anonymous", "sometimes"}, nil, []string{"--anonymous", `"sometimes"`, "delete, keep, refuse"}},
 		{[]string{"--root", root}, map[string]string{"ANONYMOUS_VOLUMES": "DELETE"}, []string{"ANONYMOUS_VOLUMES", `"DELETE"`}},
@@ -63,11 +65,11 @@ func TestBadSettings(t *testing.T) {
 func TestSettingsPrecedence(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	s, err := parseSettings([]string{"--root", a, "--log-level", "warn"},
-		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ANONYMOUS_VOLUMES": "keep"}), &bytes.Buffer{})
+		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ANONYMOUS_VOLUMES": "keep", "ENGINE_START": "plugin-start"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" ||
+	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" || !s.EngineAtStart ||
 		!slices.Equal(s.Shared, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" || s.Anonymous != "keep" {
 		t.Errorf("settings = %+v", s)
 	}
@@ -75,7 +77,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" ||
+	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" || s.EngineAtStart ||
 		!slices.Equal(s.Shared, []string{"documents", "media", "music"}) || s.Anonymous != "delete" {
 		t.Errorf("defaults = %+v", s)
 	}

@@ -119,6 +119,8 @@ func TestJournalTornAndBadLines(t *testing.T) {
 // and checkpointed in the background while changes go on, concurrently;
 // a checkpoint cut off by a crash is finished at the next start.
 func TestJournalCheckpoint(t *testing.T) {
+	defer func(n int) { checkpointAfter = n }(checkpointAfter)
+	checkpointAfter = 500
 	dir := t.TempDir()
 	r, _ := openRecords(t, dir)
 	n := checkpointAfter + 100
