@@ -46,19 +46,24 @@ type Config struct {
 	SharedOwner *view.Owner
 }
 
-// Driver implements volume.Driver. One lock guards all of it: calls are
-// short, and Docker's own volume store serialises most of them per name
-// anyway, so finer locking would buy little and cost clarity.
+// Driver implements volume.Driver. One lock guards the index, the entries'
+// states and the mount counts, and is never held across disk work: a
+// Create or Remove reserves its name and directory under the lock, makes
+// or deletes on disk and writes its record without it (concurrent record
+// writes share their flushes), then settles under the lock again. So
+// concurrent creates and removes wait for no one's fsync, and Get, List,
+// Path, Mount and Unmount wait for no Create or Remove.
 type Driver struct {
-	mu      sync.RWMutex
-	tree    *tree.Tree
-	records *state.Records
-	mounts  *state.Mounts
-	parser  spec.Parser
-	proc    string
-	log     logrus.FieldLogger
-	views   *view.Manager // nil when no views are made
-	shared  *view.Owner   // the owner of shared directories it makes, nil: root
+	mu       sync.RWMutex
+	inflight sync.WaitGroup // Creates and Removes past their reservation
+	tree     *tree.Tree
+	records  *state.Records
+	mounts   *state.Mounts
+	parser   spec.Parser
+	proc     string
+	log      logrus.FieldLogger
+	views    *view.Manager // nil when no views are made
+	shared   *view.Owner   // the owner of shared directories it makes, nil: root
 	index
 }
 
@@ -123,6 +128,7 @@ func New(c Config) (*Driver, error) {
 
 // Close waits for calls in flight and releases the state.
 func (d *Driver) Close() error {
+	d.inflight.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var verr error
@@ -141,37 +147,33 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 		return err
 	}
 	log = withSpec(log, s)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if old := d.byName[r.Name]; old != nil {
-		if old.sameAs(s) {
+	v, err := d.reserve(r.Name, s)
+	if v == nil {
+		if err != nil {
+			log.WithError(err).Warn("create refused")
+		} else {
 			log.Debug("create: volume exists with the same options")
-			return nil
 		}
-		err := changedOptionsError(old)
-		log.WithError(err).Warn("create refused")
 		return err
 	}
-	if err := d.conflict(r.Name, s); err != nil {
-		log.WithError(err).Warn("create refused")
-		return err
-	}
-	made, err := d.makeDir(s.Dir(), s)
+	defer d.inflight.Done()
+	made, err := d.makeDir(v.dir, s)
 	if err == nil {
-		err = d.checkView(s.Dir(), s)
+		err = d.checkView(v.dir, s)
 	}
 	if err != nil {
-		d.unmake(made)
+		d.unmake(v.dir, made)
+		d.settle(v, false)
 		log.WithError(err).Warn("create refused")
 		return err
 	}
-	v := makeEntry(d.tree, state.Volume{Name: r.Name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)})
 	if err := d.records.Put(v.Volume); err != nil {
-		d.unmake(made)
+		d.unmake(v.dir, made)
+		d.settle(v, false)
 		log.WithError(err).Error("create failed")
 		return err
 	}
-	d.add(&v)
+	d.settle(v, true)
 	if made == "" {
 		log.Info("volume adopted an existing directory")
 	} else {
@@ -180,27 +182,76 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 	return nil
 }
 
+// reserve takes name and the directory of s for a Create: the entry it
+// returns is in the index, so that the one-name and no-nesting rules hold
+// against Creates still in flight, but not ready: Get and Mount do not see
+// it yet. It returns nil and the refusal, or nil and no error when the
+// volume exists with these options. It waits for a Create or Remove of the
+// same name in flight to settle first.
+func (d *Driver) reserve(name string, s spec.Spec) (*entry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		old := d.byName[name]
+		if old == nil {
+			break
+		}
+		if old.settled != nil {
+			d.waitSettled(old)
+			continue
+		}
+		if old.sameAs(s) {
+			return nil, nil
+		}
+		return nil, changedOptionsError(old)
+	}
+	if err := d.conflict(name, s); err != nil {
+		return nil, err
+	}
+	v := makeEntry(d.tree, state.Volume{Name: name, Spec: s, CreatedAt: time.Now().UTC().Truncate(time.Second)})
+	v.state, v.settled = creating, make(chan struct{})
+	d.add(&v)
+	d.inflight.Add(1)
+	return &v, nil
+}
+
+// waitSettled waits, without the lock, for v's Create or Remove to settle;
+// the caller holds the lock before and after.
+func (d *Driver) waitSettled(v *entry) {
+	ch := v.settled
+	d.mu.Unlock()
+	<-ch
+	d.mu.Lock()
+}
+
+// settle ends the Create or Remove in flight on v: kept, v is ready;
+// otherwise it leaves the index.
+func (d *Driver) settle(v *entry, keep bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if keep {
+		v.state = ready
+	} else {
+		d.drop(v)
+	}
+	close(v.settled)
+	v.settled = nil
+}
+
 // Remove forgets the volume; with on_remove=delete it first deletes the
 // volume's own directory tree.
 func (d *Driver) Remove(r *volume.RemoveRequest) error {
 	d.settleStale(r.Name)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	v, err := d.lookup(r.Name)
-	if err != nil {
+	v, err := d.reserveRemove(r.Name)
+	if v == nil {
 		return err
 	}
 	log := withSpec(d.log.WithField("volume", r.Name), v.Spec)
-	if n := d.mounts.Count(r.Name) + d.mounts.Stale(r.Name); n > 0 {
-		err := fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", r.Name, n)
+	if err != nil {
 		log.WithError(err).Warn("remove refused")
 		return err
 	}
-	if n := d.liveViews(r.Name); n > 0 {
-		err := fmt.Errorf("volume %q is in use (%d views mounted); stop the containers that use it first", r.Name, n)
-		log.WithError(err).Warn("remove refused")
-		return err
-	}
+	defer d.inflight.Done()
 	// Parse refuses delete for shared and tree volumes; the kind is checked
 	// again here because deleting is the one thing that cannot be undone.
 	kind := v.Spec.Kind()
@@ -209,21 +260,53 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 		// The data goes before the record: a crash in between leaves the
 		// volume known, and a second Remove finishes the delete.
 		if err := d.tree.RemoveDir(v.dir); err != nil {
+			d.settle(v, true)
 			log.WithError(err).Error("remove failed while deleting data")
 			return err
 		}
 	}
 	if err := d.records.Delete(r.Name); err != nil {
+		d.settle(v, true)
 		log.WithError(err).Error("remove failed")
 		return err
 	}
-	d.drop(v)
+	d.settle(v, false)
 	if deleted {
 		log.Info("volume removed and its directory deleted")
 	} else {
 		log.Info("volume removed; its directory and data are kept")
 	}
 	return nil
+}
+
+// reserveRemove marks the volume name as being removed: Mount refuses it
+// from then on, and a Create of its name or directory waits or is refused.
+// It waits for a Create or Remove of the name in flight to settle first. A
+// volume in use is returned, not reserved, with the refusal.
+func (d *Driver) reserveRemove(name string) (*entry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		v := d.byName[name]
+		if v != nil && v.settled != nil {
+			d.waitSettled(v)
+			continue
+		}
+		if v == nil {
+			return nil, noSuchVolume(name)
+		}
+		// Counts of an earlier engine that the kernel still shows mounted
+		// (settleStale dropped the others) are a live container's.
+		if n := d.mounts.Count(name) + d.mounts.Stale(name); n > 0 {
+			return v, fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", name, n)
+		}
+		if n := d.liveViews(name); n > 0 {
+			return v, fmt.Errorf("volume %q is in use (%d views mounted); stop the containers that use it first", name, n)
+		}
+		v.state, v.settled = removing, make(chan struct{})
+		d.inflight.Add(1)
+		return v, nil
+	}
 }
 
 // Mount makes the directory again if it vanished, applies an enforced owner
@@ -233,6 +316,9 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.lookup(r.Name)
+	if err == nil && v.state == removing {
+		err = fmt.Errorf("volume %q is being removed", r.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -334,6 +420,9 @@ func (d *Driver) List() (*volume.ListResponse, error) {
 	all := make([]volume.Volume, len(d.byName))
 	i := 0
 	for _, v := range d.byName {
+		if v.state == creating {
+			continue
+		}
 		all[i] = volume.Volume{Name: v.Name, Mountpoint: v.mountpoint}
 		vols = append(vols, &all[i])
 		i++
@@ -357,12 +446,16 @@ func (d *Driver) Capabilities() *volume.CapabilitiesResponse {
 	return &volume.CapabilitiesResponse{Capabilities: volume.Capability{Scope: "local"}}
 }
 
+// lookup finds a volume that exists: one whose Create has not returned
+// does not yet.
 func (d *Driver) lookup(name string) (*entry, error) {
-	if v := d.byName[name]; v != nil {
+	if v := d.byName[name]; v != nil && v.state != creating {
 		return v, nil
 	}
-	return nil, fmt.Errorf("no such volume: %q", name)
+	return nil, noSuchVolume(name)
 }
+
+func noSuchVolume(name string) error { return fmt.Errorf("no such volume: %q", name) }
 
 // makeDir makes or adopts the volume's directory and returns the topmost
 // directory it made ("" when the volume's directory existed). An enforced
@@ -388,14 +481,15 @@ func ownerStatus(s spec.Spec) string {
 	return "docker"
 }
 
-// unmake deletes what a failed Create made, parents included: nothing may
-// stay on disk when Create fails. The directories are new and empty, and no
-// container has seen them.
-func (d *Driver) unmake(made string) {
+// unmake deletes what a failed Create made, dir and its parents up to made:
+// nothing may stay on disk when Create fails. They are new, and no
+// container has seen them; but a concurrent Create may be making a sibling
+// in one of the parents, so each is removed only while it is empty.
+func (d *Driver) unmake(dir, made string) {
 	if made == "" {
 		return
 	}
-	if err := d.tree.RemoveDir(made); err != nil {
+	if err := d.tree.RemoveEmpty(dir, made); err != nil {
 		d.log.WithError(err).WithField("dir", made).Warn("could not delete what a failed create made")
 	}
 }

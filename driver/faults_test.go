@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,13 +53,28 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	f.Close()
-	before := testutil.Snapshot(t, root)
-
-	err = createErr(t, d, "full_data", nil, "no space left on device")
-	if err == nil {
-		t.Fatal("create on a full disk succeeded")
+	// A record is one journal line: the journal's last page may still
+	// take a few. Long ones fill it, and then the disk refuses the next.
+	long := strings.Repeat("p", 200)
+	var before map[string]string
+	for i := 0; ; i++ {
+		before = testutil.Snapshot(t, root)
+		err = d.Create(&volume.CreateRequest{Name: fmt.Sprintf("fill%d", i),
+			Options: map[string]string{"app": "fill", "path": fmt.Sprintf("/%d/%s/%s/%s/%s/%s", i, long, long, long, long, long)}})
+		if err != nil {
+			break
+		}
+		if i == 16 {
+			t.Fatal("creates go on succeeding on a full disk")
+		}
 	}
-	testutil.Same(t, "a create that failed on a full disk", testutil.WithoutDirMtimes(before), testutil.WithoutDirMtimes(testutil.Snapshot(t, root)))
+	if !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("create on a full disk: %v", err)
+	}
+	// The journal is cut back to where it was: only its mtime changed.
+	const journal = ".portal-volume/journal"
+	testutil.Same(t, "a create that failed on a full disk", testutil.WithoutDirMtimes(before, journal),
+		testutil.WithoutDirMtimes(testutil.Snapshot(t, root), journal))
 	if _, err := d.Get(&volume.GetRequest{Name: "full_data"}); err == nil {
 		t.Error("the failed volume is known")
 	}
@@ -77,40 +93,50 @@ func TestDiskFull(t *testing.T) {
 	wantDir(t, filepath.Join(root, "app_data/full/data"), 0o755, 0, 0)
 }
 
+// setImmutable sets or clears FS_IMMUTABLE_FL (linux/fs.h) on path: an
+// immutable file refuses writes even to root, also through descriptors
+// opened before.
+func setImmutable(path string, on bool) error {
+	const immutable = 0x10
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return err
+	}
+	if on {
+		flags |= immutable
+	} else {
+		flags &^= immutable
+	}
+	return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags))
+}
+
+// journalImmutable makes the state's journal refuse writes until the test
+// ends, or skips the test where the file system has no such flag.
+func journalImmutable(t *testing.T, root string) {
+	t.Helper()
+	journal := filepath.Join(root, StateDirName, "journal")
+	if err := setImmutable(journal, true); err != nil {
+		t.Skipf("no immutable flag on this filesystem: %v", err)
+	}
+	t.Cleanup(func() { _ = setImmutable(journal, false) })
+}
+
 func TestStateNotWritable(t *testing.T) {
 	_, d, root := setup(t)
 	create(t, d, "ro_data", nil)
-	// An immutable records directory refuses new files even to root.
-	const immutable = 0x10 // FS_IMMUTABLE_FL, linux/fs.h
-	records := filepath.Join(root, StateDirName, "volumes")
-	setImmutable := func(on bool) error {
-		f, err := os.Open(records)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
-		if err != nil {
-			return err
-		}
-		if on {
-			flags |= immutable
-		} else {
-			flags &^= immutable
-		}
-		return unix.IoctlSetPointerInt(int(f.Fd()), unix.FS_IOC_SETFLAGS, int(flags))
-	}
-	if err := setImmutable(true); err != nil {
-		t.Skipf("no immutable flag on this filesystem: %v", err)
-	}
-	t.Cleanup(func() { _ = setImmutable(false) })
+	journalImmutable(t, root)
 	before := testutil.Snapshot(t, root)
 	createErr(t, d, "other_data", nil, "operation not permitted")
 	testutil.Same(t, "a create refused by the state directory", testutil.WithoutDirMtimes(before), testutil.WithoutDirMtimes(testutil.Snapshot(t, root)))
 	if v := get(t, d, "ro_data"); v.Mountpoint != filepath.Join(root, "app_data/ro/data") {
 		t.Errorf("Get with an unwritable state: %+v", v)
 	}
-	if err := setImmutable(false); err != nil {
+	if err := setImmutable(filepath.Join(root, StateDirName, "journal"), false); err != nil {
 		t.Fatal(err)
 	}
 	create(t, d, "other_data", nil)

@@ -15,7 +15,18 @@ type entry struct {
 	state.Volume
 	mountpoint string // the host path of dir
 	dir        string // Spec.Dir()
+	state      entryState
+	settled    chan struct{} // while creating or removing: closed when that ends
 }
+
+// entryState is where a volume is in its life; the driver's lock guards it.
+type entryState int
+
+const (
+	ready    entryState = iota
+	creating            // reserved by a Create that has not returned: not visible yet
+	removing            // reserved by a Remove that has not returned: no new mounts
+)
 
 // sameAs tells whether a Create of s asks for this volume: the same spec,
 // or, for a record of an earlier format, the same spec but for what that

@@ -33,7 +33,7 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		kills = 10
 	}
-	h := &crashHarness{root: t.TempDir(), sock: filepath.Join(t.TempDir(), "pv.sock")}
+	h := &crashHarness{root: t.TempDir(), sock: filepath.Join(t.TempDir(), "pv.sock"), contested: newContested()}
 	const workers, namesEach = 4, 5
 	for w := range workers {
 		for i := range namesEach {
@@ -65,13 +65,17 @@ func TestCrashSafety(t *testing.T) {
 		for w := range workers {
 			wg.Go(func() { h.work(t, w, stop) })
 		}
+		for range 2 {
+			wg.Go(func() { h.contested.work(&server{root: h.root, sock: h.sock, client: unixClient(h.sock)}, stop) })
+		}
 		time.Sleep(time.Duration(5+rand.IntN(100)) * time.Millisecond) // the random moment of the kill
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
 		close(stop)
 		wg.Wait()
 	}
-	t.Logf("%d kills survived; %d calls acknowledged, %d cut off by a kill", kills, h.acked.Load(), h.cut.Load())
+	t.Logf("%d kills survived; %d calls acknowledged, %d cut off by a kill; %d outcomes of contested volumes checked",
+		kills, h.acked.Load(), h.cut.Load(), h.contested.decided)
 }
 
 type crashVol struct {
@@ -101,6 +105,7 @@ type crashHarness struct {
 	mu         sync.Mutex
 	acked, cut atomicCounter
 	nextID     atomicCounter
+	contested  *contested // raced on by several workers at once
 }
 
 func (h *crashHarness) start(t *testing.T) *exec.Cmd {
@@ -290,6 +295,7 @@ func (h *crashHarness) check(t *testing.T, round int) {
 			}
 		}
 	}
+	h.contested.check(t, s, round)
 	for _, dir := range h.kept {
 		if _, err := os.Stat(filepath.Join(dir, "marker")); err != nil {
 			t.Errorf("round %d: data of a volume removed with keep is gone: %v", round, err)

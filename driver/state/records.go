@@ -2,10 +2,13 @@
 // state directory (by default <root>/.portal-volume), so that it outlives the
 // plugin process, its upgrades and reinstalls.
 //
-// Volume records are durable: one small file per volume, written to a temp
-// file, fsync'd and renamed into place, so that a crash at any moment leaves
-// the old record or the new one, never a torn one, and the cost of a write
-// does not grow with the number of volumes. Mount counts are runtime state,
+// Volume records are durable: a change is one checksummed line appended to
+// a journal, and concurrent changes share its flush (journal.go); a
+// checkpoint writes the journal's changes to one small file per volume
+// (temp file, fsync, rename), which is what start-up reads before the
+// journal. A crash at any moment leaves the old record or the new one,
+// never a torn one, and the cost of a change does not grow with the number
+// of volumes. Mount counts are runtime state,
 // kept apart in an append-only log that is never fsync'd (see mounts.go).
 package state
 
@@ -59,11 +62,20 @@ func (v *Volume) upgrade() {
 	}
 }
 
-// Records stores one file per volume under <dir>/volumes.
+// Records stores one file per volume under <dir>/volumes, and the journal
+// of the changes not yet written there. Its methods may be called
+// concurrently (for different names): concurrent changes share the
+// journal's flush, and a checkpoint's record writes the fsync of the
+// directory that makes their renames durable.
 type Records struct {
 	dir     string
 	volumes *os.File // the records directory, held open to fsync it
 	lock    *os.File // flock'd: one plugin per state directory
+	journal *journal
+
+	changes atomic.Uint64 // renames and unlinks made in the directory
+	syncMu  sync.Mutex    // one directory fsync at a time
+	synced  uint64        // every change up to this one is durable (under syncMu)
 }
 
 // OpenRecords takes the state directory dir (making it if missing), locks
@@ -90,14 +102,73 @@ func OpenRecords(dir string, log logrus.FieldLogger) (*Records, []Volume, error)
 	r := &Records{dir: dir, volumes: volumes, lock: lock}
 	vols, err := r.load(log)
 	if err != nil {
-		r.Close()
+		r.closeFiles()
 		return nil, nil, err
 	}
-	return r, vols, nil
+	// The journals, oldest first, hold the changes since the record files.
+	old, err := readJournal(filepath.Join(dir, oldJournalName), log)
+	var current []journalEntry
+	if err == nil {
+		current, err = readJournal(filepath.Join(dir, journalName), log)
+	}
+	if err == nil {
+		r.journal, err = openJournal(dir, len(current), r.checkpoint, log)
+	}
+	if err != nil {
+		r.closeFiles()
+		return nil, nil, err
+	}
+	if len(old) > 0 {
+		// A checkpoint was cut off: finish it, off the start-up's path.
+		r.journal.busy.Add(1)
+		go func() {
+			defer r.journal.busy.Done()
+			if err := r.journal.checkpointFile(filepath.Join(dir, oldJournalName)); err != nil {
+				log.WithError(err).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
+			}
+		}()
+	}
+	return r, apply(vols, append(old, current...)), nil
 }
 
-// Close releases the directory and its lock.
+// apply gives the volumes that the record files vols and then the journal
+// entries say.
+func apply(vols []Volume, entries []journalEntry) []Volume {
+	if len(entries) == 0 {
+		return vols
+	}
+	at := make(map[string]int, len(vols)) // name -> index in vols of its live record
+	for i, v := range vols {
+		at[v.Name] = i
+	}
+	for _, e := range entries {
+		i, ok := at[e.name()]
+		switch {
+		case e.Put != nil && ok:
+			vols[i] = *e.Put
+		case e.Put != nil:
+			at[e.Put.Name] = len(vols)
+			vols = append(vols, *e.Put)
+		case ok:
+			delete(at, e.Del)
+		}
+	}
+	out := make([]Volume, 0, len(at))
+	for i, v := range vols {
+		if j, ok := at[v.Name]; ok && j == i {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Close waits for changes in flight and a running checkpoint, and releases
+// the directory and its lock.
 func (r *Records) Close() error {
+	return errors.Join(r.journal.close(), r.closeFiles())
+}
+
+func (r *Records) closeFiles() error {
 	return errors.Join(r.volumes.Close(), r.lock.Close())
 }
 
@@ -105,17 +176,57 @@ func (r *Records) Close() error {
 // same name.
 func (r *Records) Put(v Volume) error {
 	v.Format = RecordFormat
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return r.writeFile(fileName(v.Name), append(data, '\n'), true)
+	return r.journal.append(journalEntry{Put: &v})
 }
 
 // Delete removes the record of name durably.
 func (r *Records) Delete(name string) error {
-	if err := unix.Unlinkat(int(r.volumes.Fd()), fileName(name), 0); err != nil && err != unix.ENOENT {
-		return fmt.Errorf("state: delete record of %q: %w", name, err)
+	return r.journal.append(journalEntry{Del: name})
+}
+
+// checkpoint writes the journal's changes to the record files, durably.
+// Records of different names are independent: they are written by a few
+// workers at once, whose fsyncs the file system's journal and syncDir
+// batch.
+func (r *Records) checkpoint(entries []journalEntry) error {
+	todo := make(chan journalEntry)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for e := range todo {
+				if err := r.applyToFile(e); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for _, e := range latest(entries) {
+		todo <- e
+	}
+	close(todo)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (r *Records) applyToFile(e journalEntry) error {
+	if e.Put != nil {
+		data, err := json.Marshal(e.Put)
+		if err != nil {
+			return err
+		}
+		return r.writeFile(fileName(e.Put.Name), append(data, '\n'), true)
+	}
+	if err := unix.Unlinkat(int(r.volumes.Fd()), fileName(e.Del), 0); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("state: delete record of %q: %w", e.Del, err)
 	}
 	return r.syncDir()
 }
@@ -150,10 +261,24 @@ func (r *Records) writeFile(name string, data []byte, durable bool) error {
 	return nil
 }
 
+// syncDir makes the caller's change to the directory (made before the call)
+// durable. A directory fsync covers every change made before it started, so
+// callers that arrive while one runs wait for it and then, unless one that
+// started after their change has already covered them, run the next one for
+// all of them: a group commit, as ext4's journal does for the files'
+// fsyncs.
 func (r *Records) syncDir() error {
+	mine := r.changes.Add(1)
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	if r.synced >= mine {
+		return nil
+	}
+	covers := r.changes.Load()
 	if err := r.volumes.Sync(); err != nil {
 		return fmt.Errorf("state: sync %s: %w", r.volumes.Name(), err)
 	}
+	r.synced = covers
 	return nil
 }
 

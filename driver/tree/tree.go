@@ -299,3 +299,33 @@ func (t *Tree) OpenDir(rel string) (int, error) {
 	fd, _, err := t.walk(strings.Split(rel, "/"), false)
 	return fd, err
 }
+
+// RemoveEmpty removes rel and then its parents up to and including top (a
+// prefix of rel), each only while it is empty: it stops, without an error,
+// at the first one that is not. A missing component is passed over.
+func (t *Tree) RemoveEmpty(rel, top string) error {
+	if rel != top && !strings.HasPrefix(rel, top+"/") {
+		return fmt.Errorf("tree: %s is not below %s", rel, top)
+	}
+	for p := rel; ; p = p[:strings.LastIndexByte(p, '/')] {
+		comps := strings.Split(p, "/")
+		parent, _, err := t.walk(comps[:len(comps)-1], false)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = unix.Unlinkat(parent, comps[len(comps)-1], unix.AT_REMOVEDIR)
+		closeFd(parent)
+		switch {
+		case err == unix.ENOTEMPTY || err == unix.EEXIST:
+			return nil
+		case err != nil && err != unix.ENOENT:
+			return t.pathErr("remove", p, err)
+		}
+		if p == top {
+			return nil
+		}
+	}
+}

@@ -50,7 +50,8 @@ import (
 
 type config struct {
 	binary  string
-	n       int
+	n       int   // volumes of the protocol section being measured
+	ns      []int // every -n
 	cs      []int
 	scale   []int
 	rounds  int
@@ -70,8 +71,9 @@ func main() {
 	var c config
 	var cs, scale string
 	flag.StringVar(&c.binary, "binary", "", "portal-volume binary (default: go build ./plugin into a temp dir)")
-	flag.IntVar(&c.n, "n", 100, "volumes made before the protocol benchmark")
-	flag.StringVar(&cs, "c", "1,4", "concurrent clients, a comma list: one table section each")
+	var ns string
+	flag.StringVar(&ns, "n", "1000,10000", "volumes made before the protocol benchmark, a comma list: one table section each")
+	flag.StringVar(&cs, "c", "1,8", "concurrent clients, a comma list: one table section each")
 	flag.StringVar(&scale, "scale", "10000,100000", "volume counts for the scale figures, a comma list (\"\" skips)")
 	flag.IntVar(&c.rounds, "rounds", 16, "rounds per call and side (portal-volume and floor alternate)")
 	flag.DurationVar(&c.batch, "batch", 120*time.Millisecond, "length of one round of a memory-bound call")
@@ -85,6 +87,9 @@ func main() {
 	}
 	flag.Parse()
 	var err error
+	if c.ns, err = intList(ns); err != nil || len(c.ns) == 0 {
+		fatalf("-n %q: want a comma list of volume counts", ns)
+	}
 	if c.cs, err = intList(cs); err != nil || len(c.cs) == 0 {
 		fatalf("-c %q: want a comma list of client counts", cs)
 	}
@@ -162,7 +167,10 @@ func run(c config) (code int) {
 		}
 	}
 	printHeader(c)
-	protocol(c, tmp, &stops)
+	for _, n := range c.ns {
+		c.n = n
+		protocol(c, filepath.Join(tmp, fmt.Sprint("n", n)), &stops)
+	}
 	if len(c.scale) > 0 {
 		scaleFigures(c, tmp, &stops)
 	}
@@ -194,8 +202,8 @@ func printHeader(c config) {
 	fmt.Printf("# portal-volume benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Printf("machine: %d CPUs (%s), %s memory, %s %s/%s; load average at start %s\n",
 		runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
-	fmt.Printf("run: -n %d, -c %s, --rounds %d, --batch %s, --creates %d, --floor %s",
-		c.n, joinInts(c.cs), c.rounds, c.batch, c.creates, c.floor)
+	fmt.Printf("run: -n %s, -c %s, --rounds %d, --batch %s, --creates %d, --floor %s",
+		joinInts(c.ns), joinInts(c.cs), c.rounds, c.batch, c.creates, c.floor)
 	if len(c.env) > 0 {
 		fmt.Printf(", portal-volume environment %s", strings.Join(c.env, " "))
 	}

@@ -169,11 +169,26 @@ func protocol(c config, tmp string, stops *cleanups) {
 		}
 	}()
 
-	for i := range c.n {
-		body := mustJSON(volume.CreateRequest{Name: volumeName(i), Options: volumeOpts})
-		if _, err := portal.call("/VolumeDriver.Create", body); err != nil {
-			panic(err)
-		}
+	// Made by 8 clients at once: 10,000 durable creates one by one would
+	// take most of the run.
+	var made sync.WaitGroup
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	for range 8 {
+		made.Go(func() {
+			for i := int(next.Add(1)) - 1; i < c.n; i = int(next.Add(1)) - 1 {
+				body := mustJSON(volume.CreateRequest{Name: volumeName(i), Options: volumeOpts})
+				if _, err := portal.call("/VolumeDriver.Create", body); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	made.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		panic(err)
 	}
 	checkShapes(c, root, portal, floor)
 

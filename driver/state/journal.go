@@ -1,0 +1,370 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// The journal makes record changes durable with one append each, and lets
+// concurrent changes share one flush: a committer goroutine writes every
+// change waiting at that moment with one write and one fdatasync (a group
+// commit), and each caller returns once its batch is on disk. The record
+// files stay the snapshot that start-up reads; a checkpoint applies the
+// journal to them in the background, off the callers' path, and then drops
+// it. A change is durable when its journal line is, so a crash at any
+// moment leaves the old record or the new one: start-up reads the record
+// files, then the journals, oldest first; a line torn by the crash, the
+// last one, fails its checksum and is ignored.
+const (
+	journalName    = "journal"
+	oldJournalName = "journal.old" // being checkpointed
+)
+
+// checkpointAfter is how many lines the journal gathers before it is
+// checkpointed: the checkpoint's cost, a durable write per record changed,
+// is shared by that many changes, and a volume created and removed within
+// them costs none. Start-up reads at most about twice that many lines
+// (~250 bytes each). A variable for the tests.
+var checkpointAfter = 8192
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// journalEntry is one change: a record put, or the name of a record
+// deleted.
+type journalEntry struct {
+	Put *Volume `json:"put,omitempty"`
+	Del string  `json:"del,omitempty"`
+}
+
+// name is the name of the volume the entry changes.
+func (e journalEntry) name() string {
+	if e.Put != nil {
+		return e.Put.Name
+	}
+	return e.Del
+}
+
+// journalLine encodes e as one line: the CRC-32C of the JSON in hex, a
+// space, the JSON.
+func journalLine(e journalEntry) ([]byte, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	var sum [4]byte
+	c := crc32.Checksum(data, castagnoli)
+	sum[0], sum[1], sum[2], sum[3] = byte(c>>24), byte(c>>16), byte(c>>8), byte(c)
+	line := make([]byte, 0, 9+len(data)+1)
+	line = hex.AppendEncode(line, sum[:])
+	line = append(line, ' ')
+	line = append(line, data...)
+	return append(line, '\n'), nil
+}
+
+// parseJournalLine decodes a line written by journalLine (without its
+// newline).
+func parseJournalLine(line []byte) (journalEntry, error) {
+	var e journalEntry
+	sum, data, ok := bytes.Cut(line, []byte{' '})
+	if !ok || len(sum) != 8 {
+		return e, errors.New("no checksum")
+	}
+	var want [4]byte
+	if _, err := hex.Decode(want[:], sum); err != nil {
+		return e, errors.New("bad checksum")
+	}
+	c := crc32.Checksum(data, castagnoli)
+	if want != [4]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)} {
+		return e, errors.New("checksum mismatch")
+	}
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, err
+	}
+	if (e.Put == nil) == (e.Del == "") {
+		return e, errors.New("want one of put and del")
+	}
+	if e.Put != nil {
+		e.Put.upgrade()
+	}
+	return e, nil
+}
+
+// readJournal reads the entries of the journal at path; a missing file has
+// none. An unreadable line is logged and passed over.
+func readJournal(path string, log logrus.FieldLogger) ([]journalEntry, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	defer f.Close()
+	var out []journalEntry
+	r := bufio.NewReader(f)
+	for n := 1; ; n++ {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 && line[len(line)-1] == '\n' {
+			e, perr := parseJournalLine(line[:len(line)-1])
+			if perr != nil {
+				log.WithFields(logrus.Fields{"file": path, "line": n, "cause": perr}).Warn("skipped unreadable journal line")
+			} else {
+				out = append(out, e)
+			}
+		} else if len(line) > 0 {
+			// No newline: the last append was cut off. It was never
+			// acknowledged.
+			log.WithFields(logrus.Fields{"file": path, "line": n}).Info("ignored the torn last line of the journal")
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("state: read %s: %w", path, err)
+		}
+	}
+}
+
+// journalWrite is one change waiting for the committer.
+type journalWrite struct {
+	line []byte
+	done chan error
+}
+
+// journal is the open journal and its committer.
+type journal struct {
+	dir     string   // the state directory
+	dirFile *os.File // held open to fsync it
+	writes  chan *journalWrite
+	stopped chan struct{}
+	log     logrus.FieldLogger
+
+	// The committer's own: no lock.
+	f     *os.File
+	size  int64 // of f: where the next batch starts
+	lines int
+	torn  bool // a batch failed part way and could not be cut off: end its torn line first
+
+	checkpoint func([]journalEntry) error // applies entries to the record files
+	busy       sync.WaitGroup             // a checkpoint running
+	closeOnce  sync.Once
+
+	appending sync.RWMutex // held shared by appends, exclusively by close
+	closed    bool         // under appending
+}
+
+var errJournalClosed = errors.New("state: closed")
+
+// openJournal opens (making it if missing) the journal in dir for
+// appending, and starts its committer.
+func openJournal(dir string, lines int, checkpoint func([]journalEntry) error, log logrus.FieldLogger) (*journal, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	j := &journal{dir: dir, dirFile: d, writes: make(chan *journalWrite, 64), stopped: make(chan struct{}),
+		log: log, lines: lines, checkpoint: checkpoint}
+	if j.f, err = j.create(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if j.size, err = j.f.Seek(0, io.SeekEnd); err == nil && j.size > 0 {
+		// A crash may have cut the last line: the next append ends it first.
+		last := make([]byte, 1)
+		if _, err = j.f.ReadAt(last, j.size-1); err == nil {
+			j.torn = last[0] != '\n'
+		}
+	}
+	if err != nil {
+		j.f.Close()
+		d.Close()
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	go j.commit()
+	return j, nil
+}
+
+// create opens the journal for appending and makes its name durable.
+func (j *journal) create() (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(j.dir, journalName), os.O_RDWR|os.O_CREATE|os.O_APPEND|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if err := j.dirFile.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state: sync %s: %w", j.dir, err)
+	}
+	return f, nil
+}
+
+// append makes e durable, with every other change that waits at the same
+// moment.
+func (j *journal) append(e journalEntry) error {
+	line, err := journalLine(e)
+	if err != nil {
+		return err
+	}
+	w := &journalWrite{line: line, done: make(chan error, 1)}
+	j.appending.RLock()
+	defer j.appending.RUnlock()
+	if j.closed {
+		return errJournalClosed
+	}
+	j.writes <- w
+	return <-w.done
+}
+
+// commit is the committer: it takes every change waiting, writes them with
+// one write and one fdatasync, and answers each.
+func (j *journal) commit() {
+	defer close(j.stopped)
+	var buf []byte
+	for w := range j.writes {
+		batch := []*journalWrite{w}
+	more:
+		for {
+			select {
+			case w, ok := <-j.writes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		buf = buf[:0]
+		if j.torn {
+			buf = append(buf, '\n')
+		}
+		for _, w := range batch {
+			buf = append(buf, w.line...)
+		}
+		_, err := j.f.Write(buf)
+		if err == nil {
+			err = unix.Fdatasync(int(j.f.Fd()))
+		}
+		if err == nil {
+			j.size += int64(len(buf))
+			j.torn = false
+		} else {
+			// Cut off what the failed batch wrote (a full disk writes a
+			// part): the journal is then as it was.
+			if j.f.Truncate(j.size) != nil {
+				j.torn = true
+			}
+			err = fmt.Errorf("state: journal: %w", err)
+		}
+		for _, w := range batch {
+			w.done <- err
+		}
+		if err == nil {
+			j.lines += len(batch)
+			if j.lines >= checkpointAfter {
+				j.rotate()
+			}
+		}
+	}
+}
+
+// rotate starts a checkpoint of the journal, unless one is running: the
+// journal becomes the old one, and changes go to a new journal meanwhile.
+func (j *journal) rotate() {
+	old := filepath.Join(j.dir, oldJournalName)
+	if _, err := os.Lstat(old); err == nil {
+		return // the last checkpoint has not finished
+	}
+	if err := os.Rename(filepath.Join(j.dir, journalName), old); err != nil {
+		j.log.WithError(err).Warn("could not start a checkpoint of the journal")
+		return
+	}
+	f, err := j.create()
+	if err != nil {
+		// The old journal is whole and stays readable; go on appending to
+		// it under its new name, and try again later.
+		_ = os.Rename(old, filepath.Join(j.dir, journalName))
+		j.log.WithError(err).Warn("could not start a checkpoint of the journal")
+		return
+	}
+	j.f.Close()
+	j.f, j.size, j.lines = f, 0, 0
+	j.busy.Add(1)
+	go func() {
+		defer j.busy.Done()
+		if err := j.checkpointFile(old); err != nil {
+			j.log.WithError(err).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
+		}
+	}()
+}
+
+// checkpointFile applies the journal at path to the record files, then
+// deletes it.
+func (j *journal) checkpointFile(path string) error {
+	entries, err := readJournal(path, j.log)
+	if err != nil {
+		return err
+	}
+	if err := j.checkpoint(entries); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// close stops the journal and checkpoints what it holds: a clean stop
+// leaves the record files alone telling the state.
+func (j *journal) close() error {
+	var err error
+	j.closeOnce.Do(func() {
+		err = j.stop()
+		if j.lines > 0 {
+			if cerr := j.checkpointFile(filepath.Join(j.dir, journalName)); cerr != nil {
+				j.log.WithError(cerr).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
+			}
+		}
+		err = errors.Join(err, j.dirFile.Close())
+	})
+	return err
+}
+
+// stop refuses new changes, lets the committer answer those in flight,
+// waits for a running checkpoint, and closes the journal file.
+func (j *journal) stop() error {
+	j.appending.Lock()
+	j.closed = true
+	j.appending.Unlock()
+	close(j.writes)
+	<-j.stopped
+	j.busy.Wait()
+	return j.f.Close()
+}
+
+// latest keeps the last entry per volume name, in the order of their last
+// change: what a checkpoint must apply.
+func latest(entries []journalEntry) []journalEntry {
+	last := make(map[string]int, len(entries))
+	for i, e := range entries {
+		last[e.name()] = i
+	}
+	out := make([]journalEntry, 0, len(last))
+	for i, e := range entries {
+		if last[e.name()] == i {
+			out = append(out, e)
+		}
+	}
+	return out
+}

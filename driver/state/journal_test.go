@@ -1,0 +1,226 @@
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portal/portal-volume/driver/spec"
+)
+
+// crash drops r as a kill -9 would: the committer stops after the changes
+// already answered, no checkpoint runs, and the files are closed (which
+// releases the lock, as the process's exit does).
+func (r *Records) crash() {
+	r.journal.closeOnce.Do(func() {
+		_ = r.journal.stop()
+		_ = r.journal.dirFile.Close()
+	})
+	_ = r.closeFiles()
+}
+
+func journalLines(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, journalName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// TestJournalSurvivesCrash: acknowledged changes are in the journal, and a
+// crash before any checkpoint loses none of them; a clean Close leaves the
+// record files alone telling the state.
+func TestJournalSurvivesCrash(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	a, b, c := vol("a_data", "a", "/data"), vol("b_data", "b", "/data"), vol("c_data", "c", "/data")
+	for _, v := range []Volume{a, b, c} {
+		if err := r.Put(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Delete("b_data"); err != nil {
+		t.Fatal(err)
+	}
+	c.Spec.UID = 7
+	if err := r.Put(c); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(files(t, filepath.Join(dir, recordsDir))); n != 0 {
+		t.Fatalf("%d record files before a checkpoint", n)
+	}
+	if n := len(journalLines(t, dir)); n != 5 {
+		t.Fatalf("journal has %d lines, want 5", n)
+	}
+	r.crash()
+	r, got := openRecords(t, dir)
+	sameVolumes(t, got, []Volume{a, c})
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if lines := journalLines(t, dir); lines != nil {
+		t.Fatalf("journal after a clean close: %q", lines)
+	}
+	r, got = openRecords(t, dir)
+	defer r.Close()
+	sameVolumes(t, got, []Volume{a, c})
+	if n := len(files(t, filepath.Join(dir, recordsDir))); n != 2 {
+		t.Fatalf("%d record files after the checkpoint, want 2", n)
+	}
+}
+
+// TestJournalTornAndBadLines: the last line cut off by a crash, and a line
+// whose checksum does not match, are passed over; the rest applies.
+func TestJournalTornAndBadLines(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	a := vol("a_data", "a", "/data")
+	if err := r.Put(a); err != nil {
+		t.Fatal(err)
+	}
+	r.crash()
+	b, _ := journalLine(journalEntry{Put: &Volume{Name: "b_data", Spec: a.Spec, CreatedAt: a.CreatedAt}})
+	flipped := []byte(strings.Replace(string(b), "b_data", "x_data", 1)) // checksum no longer matches
+	cut := b[:len(b)/2]
+	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range [][]byte{flipped, []byte("not a line\n"), cut} {
+		if _, err := f.Write(part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	r, got := openRecords(t, dir)
+	sameVolumes(t, got, []Volume{a})
+	// Appends go on after the torn line without losing the next entry.
+	c := vol("c_data", "c", "/data")
+	if err := r.Put(c); err != nil {
+		t.Fatal(err)
+	}
+	r.crash()
+	r, got = openRecords(t, dir)
+	defer r.Close()
+	sameVolumes(t, got, []Volume{a, c})
+}
+
+// TestJournalCheckpoint: past checkpointAfter lines the journal is rotated
+// and checkpointed in the background while changes go on, concurrently;
+// a checkpoint cut off by a crash is finished at the next start.
+func TestJournalCheckpoint(t *testing.T) {
+	defer func(n int) { checkpointAfter = n }(checkpointAfter)
+	checkpointAfter = 500
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	n := checkpointAfter + 100
+	var want []Volume
+	for i := range n {
+		want = append(want, vol(fmt.Sprintf("v%d_data", i), fmt.Sprintf("v%d", i), "/data"))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if err := r.Put(want[i]); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The checkpoint runs in the background: wait for its record files.
+	deadline := time.Now().Add(30 * time.Second)
+	for len(files(t, filepath.Join(dir, recordsDir))) < checkpointAfter {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d record files after 30 s", len(files(t, filepath.Join(dir, recordsDir))))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.crash()
+	if _, err := os.Lstat(filepath.Join(dir, oldJournalName)); err == nil {
+		t.Fatal("the checkpoint left the old journal")
+	}
+	if lines := len(journalLines(t, dir)); lines >= checkpointAfter {
+		t.Fatalf("journal has %d lines after a checkpoint", lines)
+	}
+	r, got := openRecords(t, dir)
+	sameVolumes(t, got, want)
+	r.crash()
+
+	// A checkpoint cut off: the old journal is back, a record file is
+	// stale. Start-up applies it, and finishes the checkpoint.
+	stale := want[0]
+	stale.Spec.Path = "/stale"
+	line, _ := journalLine(journalEntry{Put: &want[0]})
+	if err := os.WriteFile(filepath.Join(dir, oldJournalName), line, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(stale)
+	if err := os.WriteFile(filepath.Join(dir, recordsDir, fileName(stale.Name)), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, got = openRecords(t, dir)
+	sameVolumes(t, got, want)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, oldJournalName)); err == nil {
+		t.Fatal("the old journal is still there after a clean close")
+	}
+	r, got = openRecords(t, dir)
+	defer r.Close()
+	sameVolumes(t, got, want)
+}
+
+func FuzzJournalLine(f *testing.F) {
+	v := Volume{Name: "gitea_data", Spec: spec.Spec{App: "gitea", Path: "/data", Mode: 0o755, OnRemove: spec.Keep}, Format: RecordFormat}
+	for _, e := range []journalEntry{{Put: &v}, {Del: "gitea_data"}} {
+		line, _ := journalLine(e)
+		f.Add(line[:len(line)-1])
+	}
+	f.Add([]byte(`00000000 {"del":"x"}`))
+	f.Add([]byte(`zzzzzzzz {}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		e, err := parseJournalLine(line)
+		if err != nil {
+			return
+		}
+		// What parses is one change, and encodes to a line that parses
+		// to the same change.
+		again, err := journalLine(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e2, err := parseJournalLine(again[:len(again)-1])
+		if err != nil || e2.name() != e.name() || (e2.Put == nil) != (e.Put == nil) {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", line, e, again, e2, err)
+		}
+	})
+}
+
+// TestJournalClosed: a change after Close fails, it does not panic.
+func TestJournalClosed(t *testing.T) {
+	r, _ := openRecords(t, t.TempDir())
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put(vol("a_data", "a", "/data")); !errors.Is(err, errJournalClosed) {
+		t.Fatalf("Put after Close: %v", err)
+	}
+}
