@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/portal/portal-volume/appjson"
-	"github.com/portal/portal-volume/driver/spec"
 )
 
 const appJSONUsage = `usage: portal-volume appjson [flags] FILE
@@ -176,24 +175,11 @@ func unique(vols []appjson.Volume) []appjson.Volume {
 	return out
 }
 
-// optionKeys are the options in the order they are printed.
-var optionKeys = []string{spec.KeyApp, spec.KeyPath, spec.KeyShared, appjson.KeyTree, spec.KeyUID, spec.KeyGID, spec.KeyMode}
-
-func orderedOptions(opts map[string]string) [][2]string {
-	var kv [][2]string
-	for _, k := range optionKeys {
-		if val, ok := opts[k]; ok {
-			kv = append(kv, [2]string{k, val})
-		}
-	}
-	return kv
-}
-
 func writeCommands(w io.Writer, driver string, vols []appjson.Volume) {
 	for _, v := range unique(vols) {
 		var b strings.Builder
 		b.WriteString("docker volume create -d " + shellQuote(driver))
-		for _, kv := range orderedOptions(v.Options) {
+		for _, kv := range appjson.OrderedOptions(v.Options) {
 			b.WriteString(" -o " + shellQuote(kv[0]+"="+kv[1]))
 		}
 		b.WriteString(" " + shellQuote(v.Name))
@@ -237,7 +223,7 @@ func writeCompose(w io.Writer, driver, app, service string, vols []appjson.Volum
 		}
 		fmt.Fprintf(w, "    driver: %s\n", q(driver))
 		fmt.Fprintln(w, "    driver_opts:")
-		for _, kv := range orderedOptions(v.Options) {
+		for _, kv := range appjson.OrderedOptions(v.Options) {
 			fmt.Fprintf(w, "      %s: %s\n", kv[0], q(kv[1]))
 		}
 	}
