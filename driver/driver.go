@@ -33,6 +33,7 @@ type Config struct {
 	Root        string   // the Portal tree; must exist
 	StateDir    string   // default <Root>/.portal-volume
 	SharedNames []string // the allowed shared directory names
+	Anonymous   string   // anonymous volumes: spec.Delete (when ""), spec.Keep or spec.Refuse
 	BootID      string   // default: the kernel's
 	Log         logrus.FieldLogger
 }
@@ -81,7 +82,7 @@ func New(c Config) (*Driver, error) {
 	}
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
-		parser: spec.Parser{SharedNames: c.SharedNames},
+		parser: spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous},
 		log:    c.Log,
 		index:  newIndex(len(vols)),
 	}
@@ -113,7 +114,7 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old := d.byName[r.Name]; old != nil {
-		if old.Spec == s {
+		if old.sameAs(s) {
 			log.Debug("create: volume exists with the same options")
 			return nil
 		}
@@ -161,7 +162,10 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 		log.WithError(err).Warn("remove refused")
 		return err
 	}
-	deleted := v.Spec.OnRemove == spec.Delete && v.Spec.Shared == ""
+	// Parse refuses delete for shared and tree volumes; the kind is checked
+	// again here because deleting is the one thing that cannot be undone.
+	kind := v.Spec.Kind()
+	deleted := v.Spec.OnRemove == spec.Delete && (kind == spec.KindApp || kind == spec.KindAnonymous)
 	if deleted {
 		// The data goes before the record: a crash in between leaves the
 		// volume known, and a second Remove finishes the delete.
@@ -183,9 +187,9 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 	return nil
 }
 
-// Mount makes the directory again if it vanished, applies the owner and mode
-// again (Docker may have copied an image's directory and its owner into the
-// empty volume), and counts the mount.
+// Mount makes the directory again if it vanished, applies an enforced owner
+// and mode again (Docker may have copied an image's directory and its owner
+// into the empty volume), and counts the mount.
 func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -260,7 +264,9 @@ func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
 			spec.KeyGID:      s.GID,
 			spec.KeyMode:     s.ModeString(),
 			spec.KeyShared:   s.Shared,
+			spec.KeyTree:     s.Tree,
 			spec.KeyOnRemove: s.OnRemove,
+			"owner":          ownerStatus(s),
 			"mounts":         d.mounts.Count(v.Name),
 		},
 	}}, nil
@@ -305,14 +311,23 @@ func (d *Driver) lookup(name string) (*entry, error) {
 }
 
 // makeDir makes or adopts the volume's directory and returns the topmost
-// directory it made ("" when the volume's directory existed). An app
-// volume's root gets its owner and mode; a shared directory is made
-// root-owned 0755 when missing and otherwise used as it is.
+// directory it made ("" when the volume's directory existed). An enforced
+// owner and mode are set; every other directory is made root-owned 0755
+// when missing and otherwise used as it is.
 func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
-	if s.Shared != "" {
+	if !s.Enforce {
 		return d.tree.MakeDir(dir, nil)
 	}
 	return d.tree.MakeDir(dir, &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
+}
+
+// ownerStatus tells in Status who owns the volume root: the plugin
+// ("enforced", set at Create and every Mount) or Docker and the app.
+func ownerStatus(s spec.Spec) string {
+	if s.Enforce {
+		return "enforced"
+	}
+	return "docker"
 }
 
 // unmake deletes what a failed Create made, parents included: nothing may
@@ -338,20 +353,40 @@ func changedOptionsError(old *entry) error {
 
 // describe lists a spec as the options that give it.
 func describe(s spec.Spec) string {
-	if s.Shared != "" {
-		parts := []string{"shared=" + s.Shared}
-		if s.App != "" {
-			parts = append(parts, "app="+s.App)
-		}
+	var parts []string
+	switch s.Kind() {
+	case spec.KindShared:
+		parts = append(parts, "shared="+s.Shared)
+	case spec.KindTree:
+		parts = append(parts, "tree="+s.Tree)
+	case spec.KindAnonymous:
+		parts = append(parts, "anonymous")
+	}
+	if s.App != "" {
+		parts = append(parts, "app="+s.App)
+	}
+	if k := s.Kind(); k == spec.KindShared || k == spec.KindTree {
 		return strings.Join(parts, " ")
 	}
-	return fmt.Sprintf("app=%s path=%s uid=%d gid=%d mode=%s on_remove=%s",
-		s.App, s.Path, s.UID, s.GID, s.ModeString(), s.OnRemove)
+	if s.Kind() == spec.KindApp {
+		parts = append(parts, "path="+s.Path)
+	}
+	if s.Enforce {
+		parts = append(parts, fmt.Sprintf("uid=%d gid=%d mode=%s", s.UID, s.GID, s.ModeString()))
+	} else {
+		parts = append(parts, "owner left to Docker and the app")
+	}
+	return strings.Join(append(parts, "on_remove="+s.OnRemove), " ")
 }
 
 func withSpec(log logrus.FieldLogger, s spec.Spec) *logrus.Entry {
-	if s.Shared != "" {
+	switch s.Kind() {
+	case spec.KindShared:
 		return log.WithFields(logrus.Fields{"app": s.App, "shared": s.Shared})
+	case spec.KindTree:
+		return log.WithFields(logrus.Fields{"app": s.App, "tree": s.Tree})
+	case spec.KindAnonymous:
+		return log.WithField("anonymous", true)
 	}
 	return log.WithFields(logrus.Fields{"app": s.App, "path": s.Path})
 }

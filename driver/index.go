@@ -17,6 +17,17 @@ type entry struct {
 	dir        string // Spec.Dir()
 }
 
+// sameAs tells whether a Create of s asks for this volume: the same spec,
+// or, for a record of an earlier format, the same spec but for what that
+// format could not say (whether the owner is enforced), so that a client
+// that created the volume before an upgrade still can after it.
+func (v *entry) sameAs(s spec.Spec) bool {
+	if v.Format == 0 {
+		s.Enforce = v.Spec.Enforce
+	}
+	return v.Spec == s
+}
+
 func makeEntry(t *tree.Tree, v state.Volume) entry {
 	mp := t.Path(v.Spec.Dir())
 	// dir shares mountpoint's bytes: one string per volume, not two.
@@ -27,7 +38,7 @@ func makeEntry(t *tree.Tree, v state.Volume) entry {
 // one-name and no-nesting rules cost O(path depth), not O(volumes).
 type index struct {
 	byName map[string]*entry
-	byDir  map[string]*entry // app volumes only: shared ones may share
+	byDir  map[string]*entry // app volumes only: shared and tree volumes may share, anonymous ones cannot nest
 	above  map[string]int    // every proper parent of an app volume's directory -> how many
 }
 
@@ -41,7 +52,7 @@ func newIndex(n int) index {
 
 func (x *index) add(v *entry) {
 	x.byName[v.Name] = v
-	if v.Spec.Shared != "" {
+	if v.Spec.Kind() != spec.KindApp {
 		return
 	}
 	x.byDir[v.dir] = v
@@ -52,7 +63,7 @@ func (x *index) add(v *entry) {
 
 func (x *index) drop(v *entry) {
 	delete(x.byName, v.Name)
-	if v.Spec.Shared != "" {
+	if v.Spec.Kind() != spec.KindApp {
 		return
 	}
 	delete(x.byDir, v.dir)
@@ -65,9 +76,10 @@ func (x *index) drop(v *entry) {
 
 // conflict refuses an app volume whose directory belongs to another volume,
 // lies inside one, or contains one: a container writing one volume must
-// never be able to redirect another through a symlink.
+// never be able to redirect another through a symlink. Trees contain other
+// volumes by design, and an anonymous volume has a directory of its own.
 func (x *index) conflict(name string, s spec.Spec) error {
-	if s.Shared != "" {
+	if s.Kind() != spec.KindApp {
 		return nil
 	}
 	dir := s.Dir()

@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +28,22 @@ const driverName = "portal-volume-e2e"
 // empty volume.
 const image = "portal-volume-e2e/busybox:latest"
 
+// Images with the habits of real ones, from the same files:
+//   - volumesImage declares VOLUMEs, as postgres, mariadb or nextcloud do:
+//     /var/lib/db (holding db/seed) and /var/cache/app;
+//   - userImage runs as USER 472 with /var/lib/app owned by 472:472, as
+//     grafana does.
+const (
+	volumesImage = "portal-volume-e2e/volumes:latest"
+	userImage    = "portal-volume-e2e/user:latest"
+)
+
+var images = map[string][]string{
+	image:        nil,
+	volumesImage: {"VOLUME /var/lib/db", "VOLUME /var/cache/app"},
+	userImage:    {"USER 472"},
+}
+
 var (
 	repoRoot  string // the checkout
 	binary    string // the built plugin
@@ -45,6 +61,12 @@ type plugin interface {
 	Logs() string
 	// Socket is where the plugin serves, seen from the host.
 	Socket(t *testing.T) string
+	// Configure restarts the plugin with settings (NAME=value, the
+	// environment twins) on top of the ones it has.
+	Configure(t *testing.T, settings ...string)
+	// Run replaces the plugin with another build of it (release{} is the
+	// one under test), keeping the tree and its state.
+	Run(t *testing.T, r release)
 	stop()
 }
 
@@ -52,6 +74,8 @@ type plugin interface {
 // through its socket in /run/docker/plugins.
 type legacyPlugin struct {
 	root, socket string
+	release      release  // the build it runs; binary when empty
+	env          []string // settings given by Configure
 	cmd          *exec.Cmd
 	out          *testutil.Buffer
 }
@@ -65,7 +89,12 @@ func startLegacy(t testing.TB, root string, extraArgs ...string) *legacyPlugin {
 func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 	t.Helper()
 	args := append([]string{"--root", p.root, "--socket", p.socket, "--log-level", "debug"}, extraArgs...)
-	p.cmd = exec.Command(binary, args...)
+	bin := p.release.binary
+	if bin == "" {
+		bin = binary
+	}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -90,6 +119,21 @@ func (p *legacyPlugin) Restart(t *testing.T) {
 	p.start(t)
 }
 
+func (p *legacyPlugin) Configure(t *testing.T, settings ...string) {
+	t.Helper()
+	p.stop()
+	p.env = append(p.env, settings...)
+	p.start(t)
+}
+
+// Run stops the plugin and starts build r in its place, on the same tree.
+func (p *legacyPlugin) Run(t *testing.T, r release) {
+	t.Helper()
+	p.stop()
+	p.release = r
+	p.start(t)
+}
+
 func (p *legacyPlugin) stop() {
 	if p.cmd == nil || p.cmd.ProcessState != nil {
 		return
@@ -108,7 +152,8 @@ func (p *legacyPlugin) stop() {
 // managedPlugin is the plugin installed with docker plugin create from the
 // rootfs that scripts/plugin-rootfs.sh assembles.
 type managedPlugin struct {
-	root string
+	root    string
+	release release // the build it runs; pluginDir when empty
 }
 
 func startManaged(t *testing.T, root string) *managedPlugin {
@@ -119,7 +164,11 @@ func startManaged(t *testing.T, root string) *managedPlugin {
 
 func (p *managedPlugin) install(t *testing.T) {
 	t.Helper()
-	mustDocker(t, "plugin", "create", driverName, pluginDir)
+	dir := p.release.pluginDir
+	if dir == "" {
+		dir = pluginDir
+	}
+	mustDocker(t, "plugin", "create", driverName, dir)
 	mustDocker(t, "plugin", "set", driverName, "data.source="+p.root, "LOG_LEVEL=debug")
 	mustDocker(t, "plugin", "enable", driverName)
 }
@@ -153,6 +202,21 @@ func (p *managedPlugin) Reinstall(t *testing.T) {
 	p.install(t)
 }
 
+func (p *managedPlugin) Configure(t *testing.T, settings ...string) {
+	t.Helper()
+	mustDocker(t, "plugin", "disable", "-f", driverName)
+	mustDocker(t, append([]string{"plugin", "set", driverName}, settings...)...)
+	mustDocker(t, "plugin", "enable", driverName)
+}
+
+// Run replaces the plugin with build r, as an upgrade does: disable,
+// remove, create, enable; the tree and its state stay.
+func (p *managedPlugin) Run(t *testing.T, r release) {
+	t.Helper()
+	p.release = r
+	p.Reinstall(t)
+}
+
 func (p *managedPlugin) stop() {
 	_, _ = docker("plugin", "disable", "-f", driverName)
 	_, _ = docker("plugin", "rm", "-f", driverName)
@@ -174,6 +238,26 @@ func activate(socket string) error {
 		return fmt.Errorf("Plugin.Activate: %s", resp.Status)
 	}
 	return nil
+}
+
+// pluginCall posts body to endpoint (such as "VolumeDriver.Create") on
+// socket, as dockerd does, and returns the reply's Err ("" on success).
+func pluginCall(socket, endpoint, body string) (string, error) {
+	c := http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		},
+	}}
+	resp, err := c.Post("http://plugin/"+endpoint, "application/vnd.docker.plugins.v1.2+json", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var reply struct{ Err string }
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+		return "", fmt.Errorf("%s: %s: %w", endpoint, resp.Status, err)
+	}
+	return reply.Err, nil
 }
 
 // docker runs the docker CLI and returns its combined output.
@@ -212,8 +296,8 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() error
 	}
 }
 
-// buildImage makes the busybox test image from Debian's static busybox.
-func buildImage() error {
+// buildImages makes the test images from Debian's static busybox.
+func buildImages() error {
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
 		return fmt.Errorf("busybox (Debian's busybox-static) is needed for the test image: %w", err)
@@ -227,10 +311,13 @@ func buildImage() error {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
-	for _, d := range []string{"bin", "seed", "tmp"} {
+	for _, d := range []string{"bin", "seed", "tmp", "var/lib/db", "var/cache/app", "var/lib/app"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
 	}
 	data, err := os.ReadFile(bb)
 	if err != nil {
@@ -250,48 +337,94 @@ func buildImage() error {
 			}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "seed/file"), []byte("from the image\n"), 0o644); err != nil {
-		return err
+	for name, text := range map[string]string{"seed/file": "from the image\n", "var/lib/db/seed": "db seed\n", "var/lib/app/grafana.ini": "ini\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
 	}
-	tar := exec.Command("tar", "-C", dir, "-c", ".")
-	imp := exec.Command("docker", "import", "--change", "ENV PATH=/bin", "-", image)
-	imp.Stdin, err = tar.StdoutPipe()
-	if err != nil {
-		return err
+	for _, p := range []string{"var/lib/app", "var/lib/app/grafana.ini"} {
+		if err := os.Chown(filepath.Join(dir, p), 472, 472); err != nil {
+			return err
+		}
 	}
-	var out bytes.Buffer
-	imp.Stdout, imp.Stderr = &out, &out
-	if err := imp.Start(); err != nil {
-		return err
+	tarball := filepath.Join(filepath.Dir(dir), filepath.Base(dir)+".tar")
+	defer os.Remove(tarball)
+	if out, err := exec.Command("tar", "-C", dir, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("tar: %w: %s", err, out)
 	}
-	if err := tar.Run(); err != nil {
-		return err
-	}
-	if err := imp.Wait(); err != nil {
-		return fmt.Errorf("docker import: %w: %s", err, out.String())
+	for name, changes := range images {
+		args := []string{"import", "--change", "ENV PATH=/bin"}
+		for _, c := range changes {
+			args = append(args, "--change", c)
+		}
+		if out, err := exec.Command("docker", append(args, tarball, name)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker import %s: %w: %s", name, err, out)
+		}
 	}
 	return nil
 }
 
-// buildPlugin builds the binary and, for managed mode, the plugin
-// directory, both into work.
+// release is one build of the plugin: its binary and, for managed mode,
+// its plugin directory.
+type release struct {
+	binary, pluginDir string
+}
+
+// buildPlugin builds the plugin under test into work.
 func buildPlugin(work string, managed bool) error {
-	binary = filepath.Join(work, "portal-volume")
-	cmd := exec.Command("go", "build", "-o", binary, "./plugin")
-	cmd.Dir = repoRoot
+	r, err := buildRelease(repoRoot, work, managed)
+	binary, pluginDir = r.binary, r.pluginDir
+	return err
+}
+
+// buildRelease builds the source tree src into out, as its own scripts
+// build it.
+func buildRelease(src, out string, managed bool) (release, error) {
+	r := release{binary: filepath.Join(out, "portal-volume")}
+	cmd := exec.Command("go", "build", "-o", r.binary, "./plugin")
+	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %w\n%s", err, out)
+		return r, fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	if !managed {
-		return nil
+		return r, nil
 	}
-	pluginDir = filepath.Join(work, "plugin")
-	cmd = exec.Command("bash", "scripts/plugin-rootfs.sh", pluginDir)
-	cmd.Dir = repoRoot
+	r.pluginDir = filepath.Join(out, "plugin")
+	cmd = exec.Command("bash", "scripts/plugin-rootfs.sh", r.pluginDir)
+	cmd.Dir = src
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("plugin-rootfs.sh: %w\n%s", err, out)
+		return r, fmt.Errorf("plugin-rootfs.sh: %w\n%s", err, out)
 	}
-	return nil
+	return r, nil
+}
+
+// buildRevision builds the plugin as it was at a revision of this
+// repository's history (a clone has it), into a test directory.
+func buildRevision(t *testing.T, rev string, managed bool) release {
+	t.Helper()
+	src := t.TempDir()
+	archive := exec.Command("git", "-C", repoRoot, "archive", rev)
+	untar := exec.Command("tar", "-x", "-C", src)
+	var err error
+	if untar.Stdin, err = archive.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	var aerr testutil.Buffer
+	archive.Stderr = &aerr
+	if err := archive.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := untar.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, out)
+	}
+	if err := archive.Wait(); err != nil {
+		t.Fatalf("git archive %s (the e2e suite needs this repository's history): %v: %s", rev, err, aerr.String())
+	}
+	r, err := buildRelease(src, t.TempDir(), managed)
+	if err != nil {
+		t.Fatalf("build of %s: %v", rev, err)
+	}
+	return r
 }
 
 func sourceDir() string {

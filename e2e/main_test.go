@@ -64,11 +64,15 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	if err := buildImage(); err != nil {
+	defer func() {
+		for name := range images {
+			_, _ = docker("rmi", "-f", name)
+		}
+	}()
+	if err := buildImages(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer func() { _, _ = docker("rmi", "-f", image) }()
 	return m.Run()
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/portal/portal-volume/driver/spec"
 )
 
 // pluginSocketDir is where Docker looks for legacy plugins' sockets.
@@ -26,7 +28,10 @@ type settings struct {
 	LogLevel  logrus.Level
 	LogFormat string
 	Shared    []string
+	Anonymous string // spec.Delete, spec.Keep or spec.Refuse
 }
+
+var anonymousPolicies = []string{spec.Delete, spec.Keep, spec.Refuse}
 
 // namePattern is what a socket name and a shared directory name may be:
 // one path component that is never "." or "..".
@@ -48,6 +53,7 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	format := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json (env LOG_FORMAT)")
 	shared := fs.String("shared", env("SHARED_DIRS", "documents,media,music"), "allowed shared directory names, comma separated (env SHARED_DIRS)")
+	anonymous := fs.String("anonymous", env("ANONYMOUS_VOLUMES", spec.Delete), "anonymous volumes (an image's VOLUME, -v /path): delete their directory on remove, keep it, or refuse them (env ANONYMOUS_VOLUMES)")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -72,6 +78,10 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	if s.Shared, err = parseShared(*shared); err != nil {
 		return settings{}, err
 	}
+	if !slices.Contains(anonymousPolicies, *anonymous) {
+		return settings{}, fmt.Errorf("setting --anonymous (ANONYMOUS_VOLUMES) = %q: want one of %s", *anonymous, strings.Join(anonymousPolicies, ", "))
+	}
+	s.Anonymous = *anonymous
 	return s, nil
 }
 

@@ -41,6 +41,8 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "--shared", "media,media"}, nil, []string{"--shared", "distinct"}},
 		{[]string{"--root", root}, map[string]string{"SHARED_DIRS": "../etc"}, []string{"SHARED_DIRS", `"../etc"`}},
 		{[]string{"--root", root, "extra"}, nil, []string{`"extra"`}},
+		{[]string{"--root", root, "--anonymous", "sometimes"}, nil, []string{"--anonymous", `"sometimes"`, "delete, keep, refuse"}},
+		{[]string{"--root", root}, map[string]string{"ANONYMOUS_VOLUMES": "DELETE"}, []string{"ANONYMOUS_VOLUMES", `"DELETE"`}},
 		{[]string{"--bogus"}, nil, []string{"bogus"}},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -61,12 +63,12 @@ func TestBadSettings(t *testing.T) {
 func TestSettingsPrecedence(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	s, err := parseSettings([]string{"--root", a, "--log-level", "warn"},
-		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other"}), &bytes.Buffer{})
+		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ANONYMOUS_VOLUMES": "keep"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" ||
-		!slices.Equal(s.Shared, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" {
+		!slices.Equal(s.Shared, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" || s.Anonymous != "keep" {
 		t.Errorf("settings = %+v", s)
 	}
 	s, err = parseSettings([]string{"--root", a}, env(nil), &bytes.Buffer{})
@@ -74,7 +76,7 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" ||
-		!slices.Equal(s.Shared, []string{"documents", "media", "music"}) {
+		!slices.Equal(s.Shared, []string{"documents", "media", "music"}) || s.Anonymous != "delete" {
 		t.Errorf("defaults = %+v", s)
 	}
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,27 +16,47 @@ func options(s Spec) map[string]string {
 	if s.App != "" {
 		o[KeyApp] = s.App
 	}
-	if s.Shared != "" {
+	switch s.Kind() {
+	case KindShared:
 		o[KeyShared] = s.Shared
 		return o
+	case KindTree:
+		o[KeyTree] = s.Tree
+		return o
+	case KindAnonymous:
+		delete(o, KeyOnRemove) // the daemon's setting
+	default:
+		o[KeyPath] = s.Path
 	}
-	o[KeyPath] = s.Path
-	o[KeyUID] = strconv.FormatUint(uint64(s.UID), 10)
-	o[KeyGID] = strconv.FormatUint(uint64(s.GID), 10)
-	o[KeyMode] = s.ModeString()
+	if s.Enforce {
+		o[KeyUID] = strconv.FormatUint(uint64(s.UID), 10)
+		o[KeyGID] = strconv.FormatUint(uint64(s.GID), 10)
+		o[KeyMode] = s.ModeString()
+	}
 	return o
 }
 
 func checkSpec(t *testing.T, s Spec) {
 	t.Helper()
-	if s.Shared != "" {
-		if s.Path != "" || s.UID != 0 || s.GID != 0 || s.Mode != DefaultMode || s.OnRemove != Keep {
-			t.Fatalf("shared spec with app-volume fields: %+v", s)
+	if !s.Enforce && (s.UID != 0 || s.GID != 0 || s.Mode != DefaultMode) {
+		t.Fatalf("owner given but not enforced: %+v", s)
+	}
+	switch s.Kind() {
+	case KindShared, KindTree:
+		if s.Path != "" || s.Enforce || s.OnRemove != Keep || s.Shared != "" && s.Tree != "" || s.Anonymous {
+			t.Fatalf("shared or tree spec with app-volume fields: %+v", s)
 		}
-		if !strings.HasPrefix(s.Dir(), "shared/") || strings.Count(s.Dir(), "/") != 1 {
+		if s.Kind() == KindShared && (!strings.HasPrefix(s.Dir(), "shared/") || strings.Count(s.Dir(), "/") != 1) {
 			t.Fatalf("shared dir %q", s.Dir())
 		}
-	} else {
+		if s.Kind() == KindTree && !slices.Contains(trees, s.Dir()) {
+			t.Fatalf("tree dir %q", s.Dir())
+		}
+	case KindAnonymous:
+		if s.App != "" || !anonymousPattern.MatchString(s.Path[1:]) {
+			t.Fatalf("anonymous spec %+v", s)
+		}
+	default:
 		if s.App == "" || !appPattern.MatchString(s.App) {
 			t.Fatalf("app %q", s.App)
 		}
@@ -86,6 +107,12 @@ func FuzzParse(f *testing.F) {
 	f.Add("a_"+strings.Repeat("x/", 1024), "", "", "", "", "", "", "")
 	f.Add("data", "app", "a", "mode", "07777", "uid", "+1", "")
 	f.Add("p", "shared", "photos.2", "", "", "", "", "photos.2")
+	f.Add("fm", "tree", "app_data", "app", "filebrowser", "", "", "")
+	f.Add("fm", "Tree", "service_data", "mode", "0755", "", "", "")
+	f.Add("fm", "tree", "shared", "shared", "media", "", "", "")
+	f.Add(strings.Repeat("ab12", 16), "", "", "", "", "", "", "")
+	f.Add(strings.Repeat("ab12", 16), "uid", "999", "on_remove", "keep", "", "", "")
+	f.Add(strings.Repeat("AB12", 16), "", "", "", "", "", "", "")
 	f.Fuzz(func(t *testing.T, name, k1, v1, k2, v2, k3, v3, shared string) {
 		opts := map[string]string{}
 		for _, kv := range [][2]string{{k1, v1}, {k2, v2}, {k3, v3}} {

@@ -15,11 +15,22 @@ import (
 	"unicode/utf8"
 )
 
-// Remove policies.
+// Remove policies. Refuse is a policy for anonymous volumes only: the
+// daemon's setting, never an option.
 const (
 	Keep   = "keep"
 	Delete = "delete"
+	Refuse = "refuse"
 )
+
+// Trees: whole parts of the Portal tree, for the file manager and sync apps.
+const (
+	TreeAppData     = "app_data"
+	TreeServiceData = "service_data"
+	TreeShared      = "shared"
+)
+
+var trees = []string{TreeAppData, TreeServiceData, TreeShared}
 
 // Defaults of SPEC.md.
 const (
@@ -38,10 +49,15 @@ const (
 	KeyGID      = "gid"
 	KeyMode     = "mode"
 	KeyShared   = "shared"
+	KeyTree     = "tree"
 	KeyOnRemove = "on_remove"
 )
 
-var knownKeys = []string{KeyApp, KeyPath, KeyUID, KeyGID, KeyMode, KeyShared, KeyOnRemove}
+var knownKeys = []string{KeyApp, KeyPath, KeyUID, KeyGID, KeyMode, KeyShared, KeyTree, KeyOnRemove}
+
+// anonymousPattern is how Docker names the volumes it makes for an image's
+// VOLUME and for -v /path or --mount without a source.
+var anonymousPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 var appPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
@@ -50,19 +66,51 @@ const appAllowed = "1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit"
 // Spec is one volume's meaning: which directory, and how it is owned and
 // removed.
 type Spec struct {
-	App      string // "" only for a shared volume created without app
-	Path     string // folded, one leading "/"; "" for a shared volume
-	UID      uint32
-	GID      uint32
-	Mode     uint32 // permission bits, at most 07777
-	Shared   string // shared directory name, "" when none
-	OnRemove string // Keep or Delete
+	App       string // "" for an anonymous volume, and for a shared or tree volume created without app
+	Path      string // folded, one leading "/"; "/<name>" for an anonymous volume; "" for shared and tree
+	UID       uint32
+	GID       uint32
+	Mode      uint32 // permission bits, at most 07777
+	Shared    string // shared directory name, "" when none
+	Tree      string // TreeAppData, TreeServiceData, TreeShared, or "" when none
+	Anonymous bool   // named by Docker, lives at anonymous/<name>
+	Enforce   bool   // UID, GID and Mode are set at Create and at every Mount
+	OnRemove  string // Keep or Delete
+}
+
+// Kind is what part of the Portal tree a volume is.
+type Kind int
+
+// The kinds of volume.
+const (
+	KindApp       Kind = iota // app_data/<app>/<path>: one name, no nesting
+	KindShared                // shared/<name>: many names
+	KindTree                  // a whole tree: many names, contains other volumes
+	KindAnonymous             // anonymous/<name>: Docker's, one per name
+)
+
+// Kind tells which kind of volume s is.
+func (s Spec) Kind() Kind {
+	switch {
+	case s.Shared != "":
+		return KindShared
+	case s.Tree != "":
+		return KindTree
+	case s.Anonymous:
+		return KindAnonymous
+	}
+	return KindApp
 }
 
 // Dir is the volume's directory relative to the plugin's root.
 func (s Spec) Dir() string {
-	if s.Shared != "" {
+	switch s.Kind() {
+	case KindShared:
 		return "shared/" + s.Shared
+	case KindTree:
+		return s.Tree
+	case KindAnonymous:
+		return "anonymous" + s.Path
 	}
 	return "app_data/" + s.App + s.Path
 }
@@ -91,9 +139,23 @@ func (e *NameError) Error() string {
 		e.Name, e.Reason)
 }
 
-// Parser parses Create requests against the configured shared names.
+// AnonymousRefusedError refuses an anonymous volume when the daemon is set
+// to refuse them.
+type AnonymousRefusedError struct {
+	Name string
+}
+
+func (e *AnonymousRefusedError) Error() string {
+	return fmt.Sprintf("volume %q is anonymous (Docker names the volumes it makes for an image's VOLUME, "+
+		"and for -v /path or --mount without a source, with 64 hex digits), and this plugin refuses anonymous "+
+		"volumes (setting --anonymous / ANONYMOUS_VOLUMES is refuse): name the volume (-v <app>_<dir>:/path), "+
+		"or set the plugin to delete or keep them", e.Name)
+}
+
+// Parser parses Create requests against the daemon's settings.
 type Parser struct {
 	SharedNames []string
+	Anonymous   string // what Remove does to anonymous volumes: Delete (when ""), Keep, or Refuse them at Create
 }
 
 // Parse validates name and opts and returns the volume they describe.
@@ -120,23 +182,21 @@ func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
 		}
 		s.OnRemove = v
 	}
-	if v, ok := o[KeyShared]; ok {
-		return p.parseShared(s, v, o)
-	}
-	if v, ok := o[KeyUID]; ok {
-		if s.UID, err = parseID(KeyUID, v); err != nil {
-			return Spec{}, err
+	_, hasShared := o[KeyShared]
+	if v, ok := o[KeyTree]; ok {
+		if hasShared {
+			return Spec{}, &OptionError{KeyShared, o[KeyShared], "not allowed with tree: a tree volume is the whole tree"}
 		}
+		return parseTree(s, v, o)
 	}
-	if v, ok := o[KeyGID]; ok {
-		if s.GID, err = parseID(KeyGID, v); err != nil {
-			return Spec{}, err
-		}
+	if hasShared {
+		return p.parseShared(s, o[KeyShared], o)
 	}
-	if v, ok := o[KeyMode]; ok {
-		if s.Mode, err = parseMode(v); err != nil {
-			return Spec{}, err
-		}
+	if s.App == "" && anonymousPattern.MatchString(name) {
+		return p.parseAnonymous(s, name, o)
+	}
+	if s, err = parseOwner(s, o); err != nil {
+		return Spec{}, err
 	}
 	path, hasPath := o[KeyPath]
 	switch {
@@ -162,16 +222,86 @@ func (p Parser) parseShared(s Spec, v string, o map[string]string) (Spec, error)
 	if !slices.Contains(p.SharedNames, v) {
 		return Spec{}, &OptionError{KeyShared, v, "want one of " + strings.Join(p.SharedNames, ", ")}
 	}
-	for _, k := range []string{KeyPath, KeyUID, KeyGID, KeyMode} {
-		if val, ok := o[k]; ok {
-			return Spec{}, &OptionError{k, val, "not allowed with shared: a shared directory is used as it is"}
-		}
+	if err := refuse(o, "not allowed with shared: a shared directory is used as it is", KeyPath, KeyUID, KeyGID, KeyMode); err != nil {
+		return Spec{}, err
 	}
 	if s.OnRemove == Delete {
 		return Spec{}, &OptionError{KeyOnRemove, Delete, "not allowed with shared: shared directories are never deleted"}
 	}
 	s.Shared = v
 	return s, nil
+}
+
+func parseTree(s Spec, v string, o map[string]string) (Spec, error) {
+	if !slices.Contains(trees, v) {
+		return Spec{}, &OptionError{KeyTree, v, "want one of " + strings.Join(trees, ", ")}
+	}
+	if err := refuse(o, "not allowed with tree: a tree volume is the whole tree, used as it is", KeyPath, KeyUID, KeyGID, KeyMode); err != nil {
+		return Spec{}, err
+	}
+	if s.OnRemove == Delete {
+		return Spec{}, &OptionError{KeyOnRemove, Delete, "not allowed with tree: trees are never deleted"}
+	}
+	s.Tree = v
+	return s, nil
+}
+
+// parseAnonymous: a volume Docker named for a VOLUME or a -v /path. It
+// behaves as with Docker's local driver; owner options still apply.
+func (p Parser) parseAnonymous(s Spec, name string, o map[string]string) (Spec, error) {
+	policy := p.Anonymous
+	if policy == "" {
+		policy = Delete
+	}
+	if policy == Refuse {
+		return Spec{}, &AnonymousRefusedError{name}
+	}
+	why := "not allowed for an anonymous volume (named by Docker with 64 hex digits): it lives at anonymous/<name>, " +
+		"and the plugin's --anonymous setting says what Remove does"
+	if err := refuse(o, why, KeyPath, KeyOnRemove); err != nil {
+		return Spec{}, err
+	}
+	s, err := parseOwner(s, o)
+	if err != nil {
+		return Spec{}, err
+	}
+	s.Anonymous, s.Path, s.OnRemove = true, "/"+name, policy
+	return s, nil
+}
+
+// parseOwner reads uid, gid and mode. Given any of them, the owner is
+// enforced; given none, it is left to Docker's copy-up and the app.
+func parseOwner(s Spec, o map[string]string) (Spec, error) {
+	var err error
+	if v, ok := o[KeyUID]; ok {
+		if s.UID, err = parseID(KeyUID, v); err != nil {
+			return Spec{}, err
+		}
+		s.Enforce = true
+	}
+	if v, ok := o[KeyGID]; ok {
+		if s.GID, err = parseID(KeyGID, v); err != nil {
+			return Spec{}, err
+		}
+		s.Enforce = true
+	}
+	if v, ok := o[KeyMode]; ok {
+		if s.Mode, err = parseMode(v); err != nil {
+			return Spec{}, err
+		}
+		s.Enforce = true
+	}
+	return s, nil
+}
+
+// refuse fails on the first of keys (in the order given) that o has.
+func refuse(o map[string]string, why string, keys ...string) error {
+	for _, k := range keys {
+		if v, ok := o[k]; ok {
+			return &OptionError{k, v, why}
+		}
+	}
+	return nil
 }
 
 // splitName reads a name of the form <app>_<dir>: the app is what comes

@@ -406,7 +406,7 @@ func TestParseKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Spec{App: "gitea", Path: "/data", UID: 1, GID: 2, Mode: 0o700, OnRemove: Delete}
+	want := Spec{App: "gitea", Path: "/data", UID: 1, GID: 2, Mode: 0o700, Enforce: true, OnRemove: Delete}
 	if s != want {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}
@@ -526,7 +526,12 @@ func TestParseEqualAfterNormalising(t *testing.T) {
 		equal bool
 	}{
 		{"v", map[string]string{"app": "a", "path": "/data", "mode": "750"}, "v", map[string]string{"app": "a", "path": "data/", "mode": "0750"}, true},
-		{"v", map[string]string{"app": "a", "path": "//data//"}, "v", map[string]string{"APP": "a", "PATH": "/data", "Mode": "0755", "uid": "0", "gid": "00", "on_remove": "keep"}, true},
+		{"v", map[string]string{"app": "a", "path": "//data//", "uid": "0"}, "v", map[string]string{"APP": "a", "PATH": "/data", "Mode": "0755", "uid": "0", "gid": "00", "on_remove": "keep"}, true},
+		// The defaults given explicitly enforce them; left out, Docker and
+		// the app own the directory.
+		{"v", map[string]string{"app": "a", "path": "/data"}, "v", map[string]string{"app": "a", "path": "/data", "Mode": "0755", "uid": "0", "gid": "0"}, false},
+		{"fm", map[string]string{"tree": "app_data"}, "other", map[string]string{"TREE": "app_data", "on_remove": "keep"}, true},
+		{"fm", map[string]string{"tree": "app_data"}, "fm", map[string]string{"tree": "service_data"}, false},
 		{"a_data", nil, "a_data", map[string]string{"app": "a", "path": "/data"}, true},
 		{"a_data", nil, "data", map[string]string{"app": "a"}, true},
 		{"x", map[string]string{"shared": "media"}, "y", map[string]string{"Shared": "media", "on_remove": "keep"}, true},
@@ -610,5 +615,108 @@ func TestErrorTexts(t *testing.T) {
 	_, err = parser.Parse("x", map[string]string{"shared": "videos"})
 	if err == nil || !strings.Contains(err.Error(), "documents, media, music") {
 		t.Fatalf("shared error %v does not list the names", err)
+	}
+}
+
+func TestParseEnforce(t *testing.T) {
+	for _, c := range []struct {
+		opts map[string]string
+		want bool
+	}{
+		{nil, false},
+		{map[string]string{"on_remove": "delete"}, false},
+		{map[string]string{"uid": "1000"}, true},
+		{map[string]string{"gid": "0"}, true},
+		{map[string]string{"mode": "0755"}, true},
+	} {
+		s, err := parser.Parse("app_data", c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Enforce != c.want {
+			t.Errorf("%v: Enforce = %v, want %v", c.opts, s.Enforce, c.want)
+		}
+		if !s.Enforce && (s.UID != 0 || s.GID != 0 || s.Mode != DefaultMode) {
+			t.Errorf("%v: %+v", c.opts, s)
+		}
+	}
+}
+
+func TestParseTree(t *testing.T) {
+	for _, tree := range []string{"app_data", "service_data", "shared"} {
+		s, err := parser.Parse("filebrowser-"+tree, map[string]string{"tree": tree, "app": "filebrowser"})
+		want := Spec{App: "filebrowser", Tree: tree, Mode: DefaultMode, OnRemove: Keep}
+		if err != nil || s != want {
+			t.Fatalf("tree=%s: %+v, %v; want %+v", tree, s, err, want)
+		}
+		if s.Dir() != tree || s.Kind() != KindTree {
+			t.Errorf("tree=%s: Dir %q, Kind %v", tree, s.Dir(), s.Kind())
+		}
+	}
+	for _, c := range []struct {
+		opts map[string]string
+		want []string
+	}{
+		{map[string]string{"tree": "home"}, []string{"tree", `"home"`, "app_data, service_data, shared"}},
+		{map[string]string{"tree": "app_data", "path": "/x"}, []string{"path", `"/x"`, "tree"}},
+		{map[string]string{"tree": "app_data", "mode": "0700"}, []string{"mode", `"0700"`, "tree"}},
+		{map[string]string{"tree": "app_data", "uid": "1000"}, []string{"uid", `"1000"`, "tree"}},
+		{map[string]string{"tree": "app_data", "shared": "media"}, []string{"shared", `"media"`, "tree"}},
+		{map[string]string{"tree": "shared", "on_remove": "delete"}, []string{"on_remove", `"delete"`, "never deleted"}},
+	} {
+		_, err := parser.Parse("fm", c.opts)
+		if err == nil {
+			t.Errorf("%v accepted", c.opts)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not contain %q", c.opts, err, w)
+			}
+		}
+	}
+}
+
+func TestParseAnonymous(t *testing.T) {
+	name := strings.Repeat("5792a48c", 8)
+	s, err := parser.Parse(name, nil)
+	want := Spec{Path: "/" + name, Mode: DefaultMode, Anonymous: true, OnRemove: Delete}
+	if err != nil || s != want {
+		t.Fatalf("%+v, %v; want %+v", s, err, want)
+	}
+	if s.Dir() != "anonymous/"+name || s.Kind() != KindAnonymous {
+		t.Errorf("Dir %q, Kind %v", s.Dir(), s.Kind())
+	}
+	if s, err := (Parser{Anonymous: Keep}).Parse(name, nil); err != nil || s.OnRemove != Keep {
+		t.Errorf("keep: %+v, %v", s, err)
+	}
+	// Owner options apply, and are enforced.
+	if s, err := parser.Parse(name, map[string]string{"uid": "999"}); err != nil || !s.Enforce || s.UID != 999 || !s.Anonymous {
+		t.Errorf("uid: %+v, %v", s, err)
+	}
+	_, err = (Parser{Anonymous: Refuse}).Parse(name, nil)
+	var refused *AnonymousRefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "ANONYMOUS_VOLUMES") {
+		t.Errorf("refuse: %v", err)
+	}
+	for _, c := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{map[string]string{"path": "/x"}, "path"},
+		{map[string]string{"on_remove": "keep"}, "on_remove"},
+	} {
+		if _, err := parser.Parse(name, c.opts); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "anonymous") {
+			t.Errorf("%v: %v", c.opts, err)
+		}
+	}
+	// Not anonymous: upper case, another length, or an app given.
+	for _, n := range []string{strings.ToUpper(name), name[:63], name + "0"} {
+		if _, err := parser.Parse(n, nil); err == nil {
+			t.Errorf("%q parsed without options", n)
+		}
+	}
+	if s, err := parser.Parse(name, map[string]string{"app": "pg"}); err != nil || s.Anonymous || s.Dir() != "app_data/pg/"+name {
+		t.Errorf("with app: %+v, %v", s, err)
 	}
 }

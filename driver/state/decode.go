@@ -23,19 +23,30 @@ func decodeRecord(data []byte, v *Volume) error {
 }
 
 // fastRecord decodes data when it has exactly the form json.Marshal gives
-// a Volume, and reports whether it did.
+// a Volume, now or in format 0, and reports whether it did.
 func fastRecord(data []byte, v *Volume) bool {
 	d := recordDecoder{b: data}
 	s := &v.Spec
-	return d.lit(`{"name":`) && d.str(&v.Name) &&
+	if !(d.lit(`{"name":`) && d.str(&v.Name) &&
 		d.lit(`,"spec":{"App":`) && d.str(&s.App) &&
 		d.lit(`,"Path":`) && d.str(&s.Path) &&
 		d.lit(`,"UID":`) && d.uint32(&s.UID) &&
 		d.lit(`,"GID":`) && d.uint32(&s.GID) &&
 		d.lit(`,"Mode":`) && d.uint32(&s.Mode) &&
-		d.lit(`,"Shared":`) && d.str(&s.Shared) &&
+		d.lit(`,"Shared":`) && d.str(&s.Shared)) {
+		return false
+	}
+	if d.lit(`,"OnRemove":`) { // format 0: no more fields, no format
+		return d.str(&s.OnRemove) &&
+			d.lit(`},"created_at":`) && d.time(v) &&
+			d.lit(`}`) && d.end()
+	}
+	return d.lit(`,"Tree":`) && d.str(&s.Tree) &&
+		d.lit(`,"Anonymous":`) && d.bool(&s.Anonymous) &&
+		d.lit(`,"Enforce":`) && d.bool(&s.Enforce) &&
 		d.lit(`,"OnRemove":`) && d.str(&s.OnRemove) &&
 		d.lit(`},"created_at":`) && d.time(v) &&
+		d.lit(`,"format":`) && d.uint32(&v.Format) &&
 		d.lit(`}`) && d.end()
 }
 
@@ -84,6 +95,18 @@ func (d *recordDecoder) str(dst *string) bool {
 		*dst = spec.Delete
 	default:
 		*dst = string(s)
+	}
+	return true
+}
+
+func (d *recordDecoder) bool(dst *bool) bool {
+	switch {
+	case d.lit("true"):
+		*dst = true
+	case d.lit("false"):
+		*dst = false
+	default:
+		return false
 	}
 	return true
 }

@@ -42,6 +42,21 @@ type Volume struct {
 	Name      string    `json:"name"`
 	Spec      spec.Spec `json:"spec"`
 	CreatedAt time.Time `json:"created_at"`
+	// Format is the record format: RecordFormat in every record Put
+	// writes, 0 in those of the first release (no key), which load
+	// upgrades to the meaning they had.
+	Format uint32 `json:"format"`
+}
+
+// RecordFormat is the format of the records this release writes. Format
+// 0 had app and shared volumes only, and enforced every app volume's owner.
+const RecordFormat = 1
+
+// upgrade gives a record of an earlier format the behaviour it had.
+func (v *Volume) upgrade() {
+	if v.Format == 0 && v.Spec.Kind() == spec.KindApp {
+		v.Spec.Enforce = true
+	}
 }
 
 // Records stores one file per volume under <dir>/volumes.
@@ -86,8 +101,10 @@ func (r *Records) Close() error {
 	return errors.Join(r.volumes.Close(), r.lock.Close())
 }
 
-// Put writes v durably, replacing any record of the same name.
+// Put writes v durably, in the current format, replacing any record of the
+// same name.
 func (r *Records) Put(v Volume) error {
+	v.Format = RecordFormat
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -262,6 +279,7 @@ func (r *Records) readRecord(dirfd int, name string, buf []byte) (Volume, []byte
 	if err := decodeRecord(buf[:n], &v); err != nil {
 		return Volume{}, buf, err
 	}
+	v.upgrade()
 	if !isFileName(v.Name, name) {
 		return Volume{}, buf, fmt.Errorf("record of %q in a file named %s", v.Name, name)
 	}

@@ -35,7 +35,7 @@ func openRecords(t *testing.T, dir string) (*Records, []Volume) {
 func vol(name, app, path string) Volume {
 	return Volume{
 		Name:      name,
-		Spec:      spec.Spec{App: app, Path: path, UID: 1000, GID: 1001, Mode: 0o750, OnRemove: spec.Delete},
+		Spec:      spec.Spec{App: app, Path: path, UID: 1000, GID: 1001, Mode: 0o750, Enforce: true, OnRemove: spec.Delete},
 		CreatedAt: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC),
 	}
 }
@@ -78,6 +78,10 @@ func TestRecordsRoundTrip(t *testing.T) {
 		vol("with/slash and ünïcode", "a", "/x"),
 		vol(strings.Repeat("long", 300), "b", "/y"),
 		{Name: "media", Spec: spec.Spec{Shared: "media", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
+		// Not enforced: a record of this release keeps saying so.
+		{Name: "grafana_data", Spec: spec.Spec{App: "grafana", Path: "/data", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
+		{Name: "fm", Spec: spec.Spec{Tree: spec.TreeAppData, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
+		{Name: strings.Repeat("ab", 32), Spec: spec.Spec{Path: "/" + strings.Repeat("ab", 32), Anonymous: true, Mode: 0o755, OnRemove: spec.Delete}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
 	}
 	for _, v := range want {
 		if err := r.Put(v); err != nil {
@@ -483,5 +487,48 @@ func TestReadBootID(t *testing.T) {
 	}
 	if got := ReadBootID(); got == "" || got != strings.TrimSpace(string(want)) {
 		t.Fatalf("ReadBootID() = %q", got)
+	}
+}
+
+// TestFormat0Records: the records the first release wrote (testdata/format0,
+// made by its own binary) load with the behaviour they had: every app
+// volume's owner enforced, shared volumes as they were.
+func TestFormat0Records(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join("testdata", "format0", recordsDir)
+	if err := os.MkdirAll(filepath.Join(dir, recordsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	names := files(t, src)
+	for _, n := range names {
+		data, err := os.ReadFile(filepath.Join(src, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fast Volume
+		if !fastRecord(data, &fast) {
+			t.Errorf("%s: the fast decoder does not take a format 0 record: %s", n, data)
+		}
+		if err := os.WriteFile(filepath.Join(dir, recordsDir, n), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, got := openRecords(t, dir)
+	defer r.Close()
+	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
+	sameVolumes(t, got, []Volume{
+		{Name: "gitea_data", Spec: spec.Spec{App: "gitea", Path: "/data", Mode: 0o755, Enforce: true, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:01Z")},
+		{Name: "gitea-repos", Spec: spec.Spec{App: "gitea", Path: "/repos", UID: 1000, GID: 1000, Mode: 0o750, Enforce: true, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:01Z")},
+		{Name: "jellyfin-media", Spec: spec.Spec{App: "jellyfin", Shared: "media", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:02Z")},
+		{Name: "tmp_cache", Spec: spec.Spec{App: "tmp", Path: "/cache", Mode: 0o755, Enforce: true, OnRemove: spec.Delete}, CreatedAt: at("2026-12-01T11:01:02Z")},
+		{Name: "mounted_data", Spec: spec.Spec{App: "mounted", Path: "/data", UID: 472, GID: 472, Mode: 0o755, Enforce: true, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:02Z")},
+	})
+	for _, v := range got {
+		if v.Format != 0 {
+			t.Errorf("%s: format %d, want 0", v.Name, v.Format)
+		}
+	}
+	if len(names) != 5 {
+		t.Fatalf("fixture has %d records", len(names))
 	}
 }
