@@ -97,7 +97,7 @@ import (
 var DefaultSharedNames = []string{"documents", "media", "music"}
 
 // Trees are the shared_dir values that mean a whole tree of the root.
-var Trees = []string{"app_data", "service_data"}
+var Trees = []string{spec.TreeAppData, spec.TreeServiceData}
 
 // MaxNameLen is the longest volume name this package makes.
 const MaxNameLen = 255
@@ -423,7 +423,7 @@ func tree(v Volume, name string, f entryFields, app string) (Volume, error) {
 	}
 	v.Tree = name
 	v.Name = TreeName(app, name)
-	v.Options = map[string]string{KeyTree: name}
+	v.Options = map[string]string{spec.KeyTree: name}
 	v.Dir = name
 	return v, nil
 }

@@ -16,13 +16,6 @@ import (
 	"github.com/portal/portal-volume/driver/spec"
 )
 
-// The trees of the root.
-const (
-	TreeAppData     = "app_data"
-	TreeServiceData = "service_data"
-	TreeShared      = "shared"
-)
-
 // Config is what a plan depends on besides the file.
 type Config struct {
 	Root        string   // the plugin's root, absolute
@@ -117,7 +110,7 @@ func MakePlan(f *File, cfg Config) (*Plan, error) {
 }
 
 func nestedIn(v *Volume, byDir map[string]*Volume) string {
-	if v.Options[appjson.KeyTree] != "" {
+	if v.Options[spec.KeyTree] != "" {
 		return ""
 	}
 	for d := v.Dir; ; {
@@ -126,7 +119,7 @@ func nestedIn(v *Volume, byDir map[string]*Volume) string {
 			return ""
 		}
 		d = d[:i]
-		if o, ok := byDir[d]; ok && o.Options[appjson.KeyTree] == "" {
+		if o, ok := byDir[d]; ok && o.Options[spec.KeyTree] == "" {
 			return d
 		}
 	}
@@ -216,10 +209,10 @@ func (cfg Config) kind(rel string) (*Volume, error) {
 	comps := strings.Split(rel, "/")
 	v := &Volume{Dir: rel}
 	switch {
-	case len(comps) == 1 && (comps[0] == TreeAppData || comps[0] == TreeServiceData || comps[0] == TreeShared):
+	case len(comps) == 1 && (comps[0] == spec.TreeAppData || comps[0] == spec.TreeServiceData || comps[0] == spec.TreeShared):
 		v.Name = appjson.TreeName(cfg.Project, comps[0])
-		v.Options = map[string]string{appjson.KeyTree: comps[0]}
-	case comps[0] == TreeShared && len(comps) == 2:
+		v.Options = map[string]string{spec.KeyTree: comps[0]}
+	case comps[0] == spec.TreeShared && len(comps) == 2:
 		name := comps[1]
 		if !slices.Contains(cfg.SharedNames, name) {
 			list := strings.Join(append(slices.Clone(cfg.SharedNames), name), ",")
@@ -229,11 +222,11 @@ func (cfg Config) kind(rel string) (*Volume, error) {
 		}
 		v.Name = appjson.SharedName(cfg.Project, name)
 		v.Options = map[string]string{spec.KeyApp: cfg.Project, spec.KeyShared: name}
-	case comps[0] == TreeShared:
+	case comps[0] == spec.TreeShared:
 		return nil, fmt.Errorf("%s lies inside shared directory shared/%s: a volume is a whole shared directory", rel, comps[1])
-	case comps[0] == TreeAppData && len(comps) == 2:
+	case comps[0] == spec.TreeAppData && len(comps) == 2:
 		return nil, fmt.Errorf("%s is an app's whole directory: a volume is one directory below it, or the whole app_data tree", rel)
-	case comps[0] == TreeAppData:
+	case comps[0] == spec.TreeAppData:
 		app := comps[1]
 		if err := appjson.CheckApp(app); err != nil {
 			return nil, fmt.Errorf("%s: %v", rel, err)
@@ -245,7 +238,7 @@ func (cfg Config) kind(rel string) (*Volume, error) {
 		}
 		v.Name, _ = appjson.PathName(app, folded)
 		v.Options = map[string]string{spec.KeyApp: app, spec.KeyPath: folded}
-	case comps[0] == TreeServiceData:
+	case comps[0] == spec.TreeServiceData:
 		return nil, fmt.Errorf("%s lies inside service_data: only the whole service_data tree is a volume", rel)
 	default:
 		return nil, fmt.Errorf("%s is not under app_data, service_data or shared of the root", rel)

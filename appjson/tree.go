@@ -1,4 +1,0 @@
-package appjson
-
-// KeyTree is the driver option naming a whole tree.
-const KeyTree = "tree"
