@@ -104,14 +104,19 @@ func (e *env) migrate(t *testing.T, file string, args ...string) (override, repo
 	return override, report
 }
 
-// owned makes a directory of the tree with an owner, a mode and a file.
+// owned makes a directory of the tree with an owner, a mode and a file
+// (0644, of the same owner).
 func (e *env) owned(t *testing.T, rel string, uid, gid int, mode os.FileMode, file string) {
 	t.Helper()
 	p := e.host(rel)
 	testutil.Mkdir(t, p)
 	if file != "" {
-		testutil.Write(t, filepath.Join(p, file), rel+"\n")
-		if err := os.Chown(filepath.Join(p, file), uid, gid); err != nil {
+		f := filepath.Join(p, file)
+		testutil.Write(t, f, rel+"\n")
+		if err := os.Chown(f, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -149,6 +154,24 @@ func wantVolumeMount(t *testing.T, container, target, volume string) {
 		}
 	}
 	t.Errorf("%s: nothing mounted at %s", container, target)
+}
+
+// waitContent waits for the file at path to hold want; on failure it
+// shows what the project's containers said.
+func waitContent(t *testing.T, project, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && string(b) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			logs, _ := docker("ps", "-a", "--filter", "label=com.docker.compose.project="+project, "--format", "{{.Names}} {{.Status}}")
+			t.Fatalf("%s = %q, %v; want %q\ncontainers:\n%s", path, b, err, want, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // serviceContainer is the id of the project's container of service.
@@ -288,7 +311,7 @@ services:
     image: IMAGE
     user: "1000:1000"
     network_mode: none
-    command: ["sh", "-c", "cat /config/settings.txt /docs/letter.txt > /config/seen; test -d /var/cache/app && sleep 600"]
+    command: ["sh", "-c", "cat /config/settings.txt /docs/letter.txt > /config/seen 2>&1; test -d /var/cache/app || exit 1; trap 'exit 0' TERM; sleep 600 & wait"]
     volumes:
       - "{{ fs.app_data }}/config:/config"
       - "{{ fs.shared }}/documents:/docs:ro"
@@ -298,14 +321,14 @@ services:
     image: IMAGE
     user: "999:999"
     network_mode: none
-    command: ["sh", "-c", "cat /var/lib/db/db.dat > /var/lib/db/seen; sleep 600"]
+    command: ["sh", "-c", "cat /var/lib/db/db.dat > /var/lib/db/seen; trap 'exit 0' TERM; sleep 600 & wait"]
     volumes:
       - "{{ fs.app_data }}/var/lib/db:/var/lib/db"
   worker:
     image: IMAGE
     user: "1000:1000"
     network_mode: none
-    command: ["sleep", "600"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]
     volumes:
       - "{{ fs.app_data }}/config:/etc/app:ro"
 `)
@@ -328,22 +351,9 @@ services:
 			docs := testutil.Snapshot(t, e.host("shared/documents"))
 			for round := 1; round <= 2; round++ {
 				c.mustRun(t, "migrated", files, "up", "-d")
-				for _, f := range []string{"app_data/migrated/config/seen", "app_data/migrated/var/lib/db/seen"} {
-					waitFor(t, f, 30*time.Second, func() error { _, err := os.Stat(e.host(f)); return err })
-				}
+				waitContent(t, "migrated", e.host("app_data/migrated/config/seen"), "app_data/migrated/config\nshared/documents\n")
+				waitContent(t, "migrated", e.host("app_data/migrated/var/lib/db/seen"), "app_data/migrated/var/lib/db\n")
 				web, db, worker := serviceContainer(t, "migrated", "web"), serviceContainer(t, "migrated", "db"), serviceContainer(t, "migrated", "worker")
-				waitFor(t, "web to read its data", 10*time.Second, func() error {
-					if got := readFile(t, e.host("app_data/migrated/config/seen")); got != "app_data/migrated/config\nshared/documents\n" {
-						return os.ErrNotExist
-					}
-					return nil
-				})
-				waitFor(t, "db to read its data", 10*time.Second, func() error {
-					if got := readFile(t, e.host("app_data/migrated/var/lib/db/seen")); got != "app_data/migrated/var/lib/db\n" {
-						return os.ErrNotExist
-					}
-					return nil
-				})
 				wantVolumeMount(t, web, "/config", "migrated_config")
 				wantVolumeMount(t, worker, "/etc/app", "migrated_config")
 				if got := mustDocker(t, "exec", worker, "cat", "/etc/app/settings.txt"); got != "app_data/migrated/config" {
@@ -381,7 +391,7 @@ services:
   fbrowser:
     image: IMAGE
     network_mode: none
-    command: ["sh", "-c", "cat /data/app_data/notes/files/note.txt /data/shared/music/song.txt > /data/seen; sleep 600"]
+    command: ["sh", "-c", "cat /data/app_data/notes/files/note.txt /data/shared/music/song.txt > /data/seen; trap 'exit 0' TERM; sleep 600 & wait"]
     volumes:
       - "{{ fs.app_data }}/data:/data"
       - "{{ fs.shared }}:/data/shared"
@@ -400,12 +410,7 @@ services:
 			notes := testutil.Snapshot(t, e.host("app_data/notes"))
 			c.mustRun(t, "fbrowser", files, "up", "-d")
 			seen := e.host("app_data/fbrowser/data/seen")
-			waitFor(t, "the file manager to read both trees", 30*time.Second, func() error {
-				if b, err := os.ReadFile(seen); err != nil || string(b) != "app_data/notes/files\nshared/music\n" {
-					return os.ErrNotExist
-				}
-				return nil
-			})
+			waitContent(t, "fbrowser", seen, "app_data/notes/files\nshared/music\n")
 			id := serviceContainer(t, "fbrowser", "fbrowser")
 			wantVolumeMount(t, id, "/data/app_data", "fbrowser_tree.app_data")
 			wantVolumeMount(t, id, "/data/shared", "fbrowser_tree.shared")
@@ -432,7 +437,7 @@ services:
     image: IMAGE
     user: "1000:1000"
     network_mode: none
-    command: ["sh", "-c", "cat /usr/src/app/upload/asset.jpg /usr/src/app/upload/library/holiday.jpg > /usr/src/app/upload/seen-server; sleep 600"]
+    command: ["sh", "-c", "cat /usr/src/app/upload/asset.jpg /usr/src/app/upload/library/holiday.jpg > /usr/src/app/upload/seen-server 2>&1; trap 'exit 0' TERM; sleep 600 & wait"]
     volumes:
       - "{{ fs.app_data }}/upload:/usr/src/app/upload"
       - "{{ fs.shared }}/pictures:/usr/src/app/upload/library"
@@ -440,7 +445,7 @@ services:
     image: IMAGE
     user: "1000:1000"
     network_mode: none
-    command: ["sh", "-c", "ls /usr/src/app/upload/library > /usr/src/app/upload/seen-micro; sleep 600"]
+    command: ["sh", "-c", "ls /usr/src/app/upload/library > /usr/src/app/upload/seen-micro; trap 'exit 0' TERM; sleep 600 & wait"]
     volumes:
       - "{{ fs.app_data }}/upload:/usr/src/app/upload"
       - "{{ fs.shared }}/pictures:/usr/src/app/upload/library"
@@ -472,12 +477,7 @@ services:
 				"app_data/photos/upload/seen-server": "app_data/photos/upload\nshared/pictures\n",
 				"app_data/photos/upload/seen-micro":  "holiday.jpg\n",
 			} {
-				waitFor(t, f, 30*time.Second, func() error {
-					if b, err := os.ReadFile(e.host(f)); err != nil || string(b) != want {
-						return os.ErrNotExist
-					}
-					return nil
-				})
+				waitContent(t, "photos", e.host(f), want)
 			}
 			for _, svc := range []string{"photos-server", "photos-microservices"} {
 				id := serviceContainer(t, "photos", svc)
