@@ -301,7 +301,8 @@ volumes:
 		// A rendered Portal template whose directories already hold data
 		// with owners of their own, as on a Portal host today: migrated,
 		// the app runs on the same directories; up, down -v and up again
-		// change none of them.
+		// change none of them. (/var/cache/app/ ends in "/": Compose v2
+		// cleans it before merging, docker-compose v1 does not.)
 		e.owned(t, "app_data/migrated/config", 1000, 1000, 0o750, "settings.txt")
 		e.owned(t, "app_data/migrated/var/lib/db", 999, 999, 0o700, "db.dat")
 		e.owned(t, "shared/documents", 0, 0, 0o755, "letter.txt")
@@ -315,7 +316,7 @@ services:
     volumes:
       - "{{ fs.app_data }}/config:/config"
       - "{{ fs.shared }}/documents:/docs:ro"
-      - "{{ fs.app_data }}/cache:/var/cache/app"
+      - "{{ fs.app_data }}/cache:/var/cache/app/"
       - /etc/hostname:/etc/host-name:ro
   db:
     image: IMAGE
@@ -383,7 +384,8 @@ services:
 	}},
 	{"ComposeMigrateWholeTrees", func(t *testing.T, e *env) {
 		// A file manager as Portal ships it: its own directory, the whole
-		// shared tree and the whole app_data tree.
+		// shared tree and the whole app_data tree (here in the long syntax;
+		// both targets end in "/", which the clients read differently).
 		e.owned(t, "app_data/notes/files", 1000, 1000, 0o755, "note.txt")
 		e.owned(t, "shared/music", 0, 0, 0o755, "song.txt")
 		file := e.portalTemplate(t, "fbrowser", `version: '3.5'
@@ -394,8 +396,10 @@ services:
     command: ["sh", "-c", "cat /data/app_data/notes/files/note.txt /data/shared/music/song.txt > /data/seen; trap 'exit 0' TERM; sleep 600 & wait"]
     volumes:
       - "{{ fs.app_data }}/data:/data"
-      - "{{ fs.shared }}:/data/shared"
-      - "{{ fs.all_app_data }}:/data/app_data"
+      - "{{ fs.shared }}:/data/shared/"
+      - type: bind
+        source: "{{ fs.all_app_data }}"
+        target: /data/app_data/
 `)
 		override, report := e.migrate(t, file)
 		for _, want := range []string{"with volume fbrowser_tree.shared (shared, adopted as it is)",

@@ -61,6 +61,7 @@ type Mount struct {
 	Target   string // as written, so that an override entry merges onto it
 	Bind     bool   // a host path, not a named or anonymous volume
 	ReadOnly bool
+	Long     bool // written in the long syntax
 }
 
 func (m Mount) String() string {
@@ -147,7 +148,7 @@ func readMount(service string, i int, n *yaml.Node) (Mount, error) {
 			m.Spec = "{...}"
 			return m, fmt.Errorf("not a volume entry: %v", err)
 		}
-		m.Source, m.Target, m.ReadOnly = lv.Source, lv.Target, lv.ReadOnly
+		m.Source, m.Target, m.ReadOnly, m.Long = lv.Source, lv.Target, lv.ReadOnly, true
 		m.Spec = lv.Source + ":" + lv.Target
 		if lv.ReadOnly {
 			m.Spec += ":ro"

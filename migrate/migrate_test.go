@@ -223,16 +223,13 @@ func TestFixtures(t *testing.T) {
 }
 
 // checkYAML reads the override back: it is YAML, every replaced mount is
-// there with its target and nocopy, every volume has its name.
+// there in the syntax and with the target of the bind mount, with nocopy,
+// and every volume has its name.
 func checkYAML(t *testing.T, data []byte, p *Plan) {
 	t.Helper()
 	var o struct {
 		Services map[string]struct {
-			Volumes []struct {
-				Type, Source, Target string
-				ReadOnly             bool `yaml:"read_only"`
-				Volume               struct{ Nocopy bool }
-			}
+			Volumes []yaml.Node
 		}
 		Volumes map[string]struct {
 			Name       string
@@ -246,8 +243,21 @@ func checkYAML(t *testing.T, data []byte, p *Plan) {
 	n := 0
 	for _, r := range p.Replaced {
 		found := false
-		for _, v := range o.Services[r.Mount.Service].Volumes {
-			if v.Target == r.Mount.Target && v.Source == r.Volume.Name && v.Type == "volume" && v.Volume.Nocopy && v.ReadOnly == r.Mount.ReadOnly {
+		for i, v := range o.Services[r.Mount.Service].Volumes {
+			m, err := readMount(r.Mount.Service, i, &v)
+			if err != nil {
+				t.Fatalf("override entry %d of %s: %v", i, r.Mount.Service, err)
+			}
+			var nocopy bool
+			if m.Long {
+				var lv struct{ Volume struct{ Nocopy bool } }
+				_ = v.Decode(&lv)
+				nocopy = lv.Volume.Nocopy
+			} else {
+				nocopy = strings.HasSuffix(m.Spec, "nocopy")
+			}
+			if m.Target == r.Mount.Target && m.Long == r.Mount.Long && m.Source == r.Volume.Name && !m.Bind &&
+				nocopy && m.ReadOnly == r.Mount.ReadOnly {
 				found = true
 			}
 		}

@@ -8,13 +8,16 @@ import (
 	"github.com/portal/portal-volume/appjson"
 )
 
-// Override writes the plan as a compose override file for file. Every
-// replacing mount uses the long syntax with the target exactly as the file
-// wrote it: Compose v2 and docker-compose v1 both merge a service's volumes
-// by target, so the entry takes the bind mount's place. Every volume has a
-// fixed name; external ones (created beforehand) carry no driver options,
-// which docker-compose v1 would compare with what Docker holds. Every
-// string is double-quoted, so that YAML reads none as a number or boolean.
+// Override writes the plan as a compose override file for file. Both
+// compose clients merge a service's volumes by target, but not alike:
+// Compose v2 cleans a short-syntax target ("/srv/x/" is "/srv/x") before
+// it merges and a long-syntax one only after, docker-compose v1 compares
+// targets as written. So each replacing entry has the syntax and the target
+// spelling of the bind mount it replaces, and both clients see the same
+// key in both files. Every mount has nocopy, every volume a fixed name;
+// external ones (created beforehand) carry no driver options, which
+// docker-compose v1 would compare with what Docker holds. Every string is
+// double-quoted, so that YAML reads none as a number or boolean.
 func (p *Plan) Override(w io.Writer, file, driver string, external bool) {
 	q := strconv.Quote
 	fmt.Fprintf(w, "# portal-volume volumes for the bind mounts of %s (portal-volume migrate).\n", file)
@@ -30,6 +33,14 @@ func (p *Plan) Override(w io.Writer, file, driver string, external bool) {
 		if r.Mount.Service != service {
 			service = r.Mount.Service
 			fmt.Fprintf(w, "  %s:\n    volumes:\n", q(service))
+		}
+		if !r.Mount.Long {
+			mode := "nocopy"
+			if r.Mount.ReadOnly {
+				mode = "ro,nocopy"
+			}
+			fmt.Fprintf(w, "      - %s\n", q(r.Volume.Name+":"+r.Mount.Target+":"+mode))
+			continue
 		}
 		fmt.Fprintf(w, "      - type: volume\n        source: %s\n        target: %s\n", q(r.Volume.Name), q(r.Mount.Target))
 		if r.Mount.ReadOnly {

@@ -55,17 +55,8 @@ func TestMigrateCommand(t *testing.T) {
 services:
   "navidrome":
     volumes:
-      - type: volume
-        source: "navidrome_data"
-        target: "/data"
-        volume:
-          nocopy: true
-      - type: volume
-        source: "navidrome_shared.music"
-        target: "/music"
-        read_only: true
-        volume:
-          nocopy: true
+      - "navidrome_data:/data:nocopy"
+      - "navidrome_shared.music:/music:ro,nocopy"
 volumes:
   "navidrome_data":
     name: "navidrome_data"
@@ -98,7 +89,7 @@ replaced services.navidrome.volumes[1] "` + root + `/shared/music:/music:ro" wit
 	}
 	// --project names shared and tree volumes.
 	code, out, _ = runMG("--root", root, "--project", "music", file)
-	if code != 0 || !strings.Contains(out, `source: "music_shared.music"`) || !strings.Contains(out, `source: "navidrome_data"`) {
+	if code != 0 || !strings.Contains(out, `"music_shared.music:/music:ro,nocopy"`) || !strings.Contains(out, `"navidrome_data:/data:nocopy"`) {
 		t.Errorf("--project: exit %d\n%s", code, out)
 	}
 }
