@@ -17,7 +17,7 @@ version=$(go list -m -f '{{.Version}}' "$module")
 dest=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins
 mkdir -p "$dest"
 echo "building Compose $version (a few minutes on first use)"
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X $module/internal.Version=$version" \
+CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "-s -w -X $module/internal.Version=$version" \
   -o "$dest/docker-compose.new" "$module/cmd"
 mv "$dest/docker-compose.new" "$dest/docker-compose"
 docker compose version
