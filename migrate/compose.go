@@ -138,6 +138,9 @@ func Read(data []byte) (*File, error) {
 
 func readMount(service string, i int, n *yaml.Node) (Mount, error) {
 	m := Mount{Service: service, Index: i}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias // "- *anchor": the entry it names
+	}
 	switch n.Kind {
 	case yaml.ScalarNode:
 		m.Spec = n.Value

@@ -331,6 +331,30 @@ func TestShortSyntax(t *testing.T) {
 	}
 }
 
+// Aliases are the entries they name; entries that cannot be read are
+// reported, whatever they are.
+func TestAliasesAndUnread(t *testing.T) {
+	f, err := Read([]byte(`x-data: &data /r/app_data/a/data:/data
+services:
+  a:
+    volumes:
+      - *data
+      - {type: bind, source: [1], target: /t}
+      - [1]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := MakePlan(f, Config{Root: "/r", Project: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Replaced) != 1 || p.Replaced[0].Volume.Name != "a_data" || len(p.Kept) != 2 ||
+		!strings.Contains(p.Kept[0].Reason, "not a volume entry") || !strings.Contains(p.Kept[1].Reason, "want a string or a mapping") {
+		t.Errorf("replaced %+v\nkept %v", p.Replaced, p.Kept)
+	}
+}
+
 func TestProject(t *testing.T) {
 	for in, want := range map[string]string{
 		"/home/shard/core/installed_apps/immich": "immich",

@@ -63,12 +63,7 @@ func MakePlan(f *File, cfg Config) (*Plan, error) {
 		cfg.SharedNames = appjson.DefaultSharedNames
 	}
 	root := filepath.Clean(cfg.Root)
-	p := &Plan{}
-	for _, k := range f.Kept {
-		if k.Mount.Bind || k.Mount.Source != "" {
-			p.Kept = append(p.Kept, k)
-		}
-	}
+	p := &Plan{Kept: slices.Clone(f.Kept)} // entries not read may be bind mounts
 	byDir := map[string]*Volume{}
 	var candidates []Replaced
 	for _, m := range f.Mounts {
