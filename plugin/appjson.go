@@ -50,20 +50,12 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	shared := fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated")
 	service := fs.String("service", "", "with --format compose, the service that mounts the volumes (default: the app's name)")
 
-	// Flags may come before or after FILE.
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "portal-volume appjson: "+format+"\n", a...)
@@ -159,6 +151,22 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 		writeCompose(stdout, *driver, name, *service, vols, true)
 	}
 	return 0
+}
+
+// parseInterleaved parses flags that may come before or after the
+// arguments, and returns the arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // unique drops later entries that name a volume already listed (entries

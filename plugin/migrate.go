@@ -51,19 +51,12 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	driver := fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin")
 	socket := fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)")
 
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "portal-volume migrate: "+format+"\n", a...)
