@@ -379,6 +379,12 @@ func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume
 		if err != nil {
 			return v, err
 		}
+		if v.Form == FormShared {
+			// Portal mounted shared directories as they are, whatever the
+			// entry said; the plugin's uid/gid there (an id-mapped view)
+			// would be another behaviour, and is the installer's choice.
+			return v, fmt.Errorf("%s %s: a shared_dir entry takes no uid or gid (a shared directory is used as it is)", id.key, s)
+		}
 		opts[id.key] = s
 		v.Owner = true
 	}
@@ -459,9 +465,6 @@ func explain(err error, sharedNames []string) error {
 			strings.Join(sharedNames, ", "), strings.Join(Trees, ", "))
 	}
 	if key == spec.KeyUID || key == spec.KeyGID {
-		if strings.HasPrefix(oe.Allowed, "not allowed with shared") {
-			return fmt.Errorf("%s %s: a shared_dir entry takes no uid or gid (a shared directory is used as it is)", key, oe.Value)
-		}
 		return fmt.Errorf("%s %s: %s", key, oe.Value, oe.Allowed)
 	}
 	return fmt.Errorf("%s %q: %s", key, oe.Value, oe.Allowed)

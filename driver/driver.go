@@ -23,6 +23,7 @@ import (
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/driver/state"
 	"github.com/portal/portal-volume/driver/tree"
+	"github.com/portal/portal-volume/driver/view"
 )
 
 // StateDirName is the default state directory, below the root.
@@ -35,7 +36,14 @@ type Config struct {
 	SharedNames []string // the allowed shared directory names
 	Anonymous   string   // anonymous volumes: spec.Delete (when ""), spec.Keep or spec.Refuse
 	BootID      string   // default: the kernel's
+	Proc        string   // where processes' mounts are read (default /proc)
 	Log         logrus.FieldLogger
+	// ViewsDir is where views are made, outside Root; "" makes none, and
+	// volumes that need one are refused.
+	ViewsDir string
+	// SharedOwner, when set, is given to a shared directory the plugin
+	// makes (so that id-mapped views of it can be made).
+	SharedOwner *view.Owner
 }
 
 // Driver implements volume.Driver. One lock guards all of it: calls are
@@ -47,7 +55,10 @@ type Driver struct {
 	records *state.Records
 	mounts  *state.Mounts
 	parser  spec.Parser
+	proc    string
 	log     logrus.FieldLogger
+	views   *view.Manager // nil when no views are made
+	shared  *view.Owner   // the owner of shared directories it makes, nil: root
 	index
 }
 
@@ -65,6 +76,9 @@ func New(c Config) (*Driver, error) {
 	if c.Log == nil {
 		c.Log = logrus.StandardLogger()
 	}
+	if c.Proc == "" {
+		c.Proc = "/proc"
+	}
 	t, err := tree.Open(c.Root)
 	if err != nil {
 		return nil, err
@@ -80,10 +94,22 @@ func New(c Config) (*Driver, error) {
 		records.Close()
 		return nil, err
 	}
+	var views *view.Manager
+	if c.ViewsDir != "" {
+		if views, err = view.Open(c.ViewsDir, t.Root(), c.Log); err != nil {
+			t.Close()
+			records.Close()
+			mounts.Close()
+			return nil, err
+		}
+	}
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
 		parser: spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous},
+		proc:   c.Proc,
 		log:    c.Log,
+		views:  views,
+		shared: c.SharedOwner,
 		index:  newIndex(len(vols)),
 	}
 	entries := make([]entry, len(vols))
@@ -99,7 +125,11 @@ func New(c Config) (*Driver, error) {
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return errors.Join(d.mounts.Close(), d.records.Close(), d.tree.Close())
+	var verr error
+	if d.views != nil {
+		verr = d.views.Close()
+	}
+	return errors.Join(d.mounts.Close(), d.records.Close(), d.tree.Close(), verr)
 }
 
 // Create makes or adopts the volume's directory and records the volume.
@@ -127,6 +157,9 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 		return err
 	}
 	made, err := d.makeDir(s.Dir(), s)
+	if err == nil {
+		err = d.checkView(s.Dir(), s)
+	}
 	if err != nil {
 		d.unmake(made)
 		log.WithError(err).Warn("create refused")
@@ -150,6 +183,7 @@ func (d *Driver) Create(r *volume.CreateRequest) error {
 // Remove forgets the volume; with on_remove=delete it first deletes the
 // volume's own directory tree.
 func (d *Driver) Remove(r *volume.RemoveRequest) error {
+	d.settleStale(r.Name)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.lookup(r.Name)
@@ -157,8 +191,13 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 		return err
 	}
 	log := withSpec(d.log.WithField("volume", r.Name), v.Spec)
-	if n := d.mounts.Count(r.Name); n > 0 {
+	if n := d.mounts.Count(r.Name) + d.mounts.Stale(r.Name); n > 0 {
 		err := fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", r.Name, n)
+		log.WithError(err).Warn("remove refused")
+		return err
+	}
+	if n := d.liveViews(r.Name); n > 0 {
+		err := fmt.Errorf("volume %q is in use (%d views mounted); stop the containers that use it first", r.Name, n)
 		log.WithError(err).Warn("remove refused")
 		return err
 	}
@@ -201,14 +240,23 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		d.callLog(r.Name, r.ID).WithError(err).Warn("mount refused")
 		return nil, err
 	}
+	mp, err := d.mountView(v, r.ID)
+	if err != nil {
+		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed: no view")
+		return nil, err
+	}
 	if err := d.mounts.Mount(r.Name, r.ID); err != nil {
+		_ = d.unmountView(r.Name, r.ID)
 		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed")
 		return nil, err
 	}
-	if d.debug() {
-		d.callLog(r.Name, r.ID).WithField("mounts", d.mounts.Count(r.Name)).Debug("mounted")
+	if mp == "" {
+		mp = v.mountpoint
 	}
-	return &volume.MountResponse{Mountpoint: v.mountpoint}, nil
+	if d.debug() {
+		d.callLog(r.Name, r.ID).WithFields(logrus.Fields{"mounts": d.mounts.Count(r.Name), "mountpoint": mp}).Debug("mounted")
+	}
+	return &volume.MountResponse{Mountpoint: mp}, nil
 }
 
 // Unmount uncounts one mount. An unknown volume or ID is logged, not
@@ -216,6 +264,10 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 func (d *Driver) Unmount(r *volume.UnmountRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.unmountView(r.Name, r.ID); err != nil {
+		d.callLog(r.Name, r.ID).WithError(err).Error("unmount failed: view stays")
+		return err
+	}
 	known, err := d.mounts.Unmount(r.Name, r.ID)
 	switch {
 	case err != nil:
@@ -246,6 +298,7 @@ func (d *Driver) debug() bool {
 
 // Get answers from memory.
 func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
+	d.settleStale(r.Name)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	v, err := d.lookup(r.Name)
@@ -266,8 +319,9 @@ func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
 			spec.KeyShared:   s.Shared,
 			spec.KeyTree:     s.Tree,
 			spec.KeyOnRemove: s.OnRemove,
+			spec.KeyAccess:   s.Access(),
 			"owner":          ownerStatus(s),
-			"mounts":         d.mounts.Count(v.Name),
+			"mounts":         d.mounts.Count(v.Name) + d.mounts.Stale(v.Name),
 		},
 	}}, nil
 }
@@ -316,7 +370,11 @@ func (d *Driver) lookup(name string) (*entry, error) {
 // when missing and otherwise used as it is.
 func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
 	if !s.Enforce {
-		return d.tree.MakeDir(dir, nil)
+		made, err := d.tree.MakeDir(dir, nil)
+		if err == nil && s.Shared != "" {
+			err = d.sharedOwner(dir, made)
+		}
+		return made, err
 	}
 	return d.tree.MakeDir(dir, &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
 }
@@ -364,6 +422,12 @@ func describe(s spec.Spec) string {
 	}
 	if s.App != "" {
 		parts = append(parts, "app="+s.App)
+	}
+	if s.ReadOnly {
+		parts = append(parts, "access=ro")
+	}
+	if s.IDMap {
+		parts = append(parts, fmt.Sprintf("uid=%d gid=%d (id-mapped view)", s.UID, s.GID))
 	}
 	if k := s.Kind(); k == spec.KindShared || k == spec.KindTree {
 		return strings.Join(parts, " ")

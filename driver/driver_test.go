@@ -241,7 +241,7 @@ func TestStatus(t *testing.T) {
 	}
 	want := map[string]any{
 		"app": "gitea", "path": "/data", "uid": 1000.0, "gid": 1001.0, "mode": "0750",
-		"shared": "", "tree": "", "on_remove": "delete", "owner": "enforced", "mounts": 2.0,
+		"shared": "", "tree": "", "on_remove": "delete", "owner": "enforced", "mounts": 2.0, "access": "rw",
 	}
 	if !maps.Equal(status, want) {
 		t.Fatalf("Status = %s, want %v", data, want)
@@ -252,7 +252,7 @@ func TestStatus(t *testing.T) {
 	_ = json.Unmarshal(data, &status)
 	want = map[string]any{
 		"app": "", "path": "", "uid": 0.0, "gid": 0.0, "mode": "0755",
-		"shared": "media", "tree": "", "on_remove": "keep", "owner": "docker", "mounts": 0.0,
+		"shared": "media", "tree": "", "on_remove": "keep", "owner": "docker", "mounts": 0.0, "access": "rw",
 	}
 	if !maps.Equal(status, want) {
 		t.Fatalf("Status = %s, want %v", data, want)

@@ -267,7 +267,7 @@ var cases = []struct {
 			{"root-path", []string{"app=badpath", "path=/"}, []string{"path", `"/"`}},
 			{"path-no-app", []string{"path=/x"}, []string{"path", "app"}},
 			{"bad_shared", []string{"shared=videos"}, []string{"shared", `"videos"`, "documents, media, music"}},
-			{"shared_uid", []string{"shared=media", "uid=1"}, []string{"uid", `"1"`, "shared"}},
+			{"shared_uid", []string{"shared=media", "uid=1"}, []string{"uid=1", "shared", "owned by 0:0", "chown"}},
 			{"shared_delete", []string{"shared=media", "on_remove=delete"}, []string{"on_remove", "shared"}},
 			{"bad_policy", []string{"on_remove=sometimes"}, []string{"on_remove", `"sometimes"`, "keep"}},
 			{"bad_key", []string{"colour=blue"}, []string{"colour", `"blue"`, "known keys"}},

@@ -134,6 +134,48 @@ func (d *privateDockerd) restart() error {
 	return d.start()
 }
 
+// kill kills the engine as the OOM killer or a crash would: SIGKILL. The
+// containers' shims outlive it; the containerd it started dies with it
+// (dockerd starts it with a parent-death signal), and kill waits for that.
+// Where the dead containerd stays a zombie for a while (its new parent,
+// a subreaper above the suite, does not reap it at once), a new dockerd
+// would take it for alive, wait for its socket and fail: so its pid file
+// goes, as it would on a host whose init reaps at once.
+func (d *privateDockerd) kill() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	d.cmd = nil
+	pidFile := filepath.Join(d.dir, "exec", "containerd", "containerd.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	stat := filepath.Join("/proc", strings.TrimSpace(string(b)), "stat")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		s, err := os.ReadFile(stat)
+		if err != nil {
+			return
+		}
+		if f := strings.Fields(string(s[strings.LastIndexByte(string(s), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			_ = os.Remove(pidFile)
+			return
+		}
+	}
+}
+
+// setLiveRestore writes the engine's daemon.json with live-restore on or
+// off; it holds from the engine's next start.
+func (d *privateDockerd) setLiveRestore(on bool) error {
+	conf := "{}\n"
+	if on {
+		conf = "{\"live-restore\": true}\n"
+	}
+	return os.WriteFile(filepath.Join(d.dir, "daemon.json"), []byte(conf), 0o600)
+}
+
 // remove stops the engine and deletes its directory, unmounting first
 // whatever is still mounted below it so that nothing is deleted through a
 // mount.

@@ -94,7 +94,9 @@ func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 		bin = binary
 	}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
+	// A views directory of its own, as an environment twin, which a
+	// release without views ignores.
+	p.cmd.Env = append(append(os.Environ(), "VIEWS_DIR="+p.root+"-views"), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -104,7 +106,7 @@ func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 		if p.cmd.ProcessState != nil {
 			return fmt.Errorf("exited: %s", p.Logs())
 		}
-		return activate(p.socket)
+		return probe(p.socket)
 	})
 }
 
@@ -222,20 +224,22 @@ func (p *managedPlugin) stop() {
 	_, _ = docker("plugin", "rm", "-f", driverName)
 }
 
-// activate answers whether a plugin serves on socket.
-func activate(socket string) error {
+// probe answers whether a plugin serves on socket. It asks for the
+// capabilities, not Plugin.Activate: the plugin takes an activation for the
+// start of a new engine.
+func probe(socket string) error {
 	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 		},
 	}}
-	resp, err := c.Post("http://plugin/Plugin.Activate", "application/json", nil)
+	resp, err := c.Post("http://plugin/VolumeDriver.Capabilities", "application/json", nil)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("Plugin.Activate: %s", resp.Status)
+		return fmt.Errorf("VolumeDriver.Capabilities: %s", resp.Status)
 	}
 	return nil
 }

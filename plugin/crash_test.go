@@ -22,7 +22,8 @@ import (
 
 // TestCrashSafety runs the daemon as a real process under a load of
 // parallel Create, Mount, Unmount and Remove calls and kills it with
-// SIGKILL at random moments, many times. After every restart the state
+// SIGKILL at random moments, many times; every fourth round a new engine
+// activates it (the kills are the plugin's own restarts, not the engine's). After every restart the state
 // must load, every volume a client was told exists must exist with its
 // options and mount count, a call cut off by the kill must have happened
 // whole or not at all, no temp file may be left, and no data may have gone
@@ -42,6 +43,9 @@ func TestCrashSafety(t *testing.T) {
 	for round := range kills + 1 {
 		cmd := h.start(t)
 		h.check(t, round)
+		if round%4 == 3 {
+			h.newEngine(t)
+		}
 		if t.Failed() {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
@@ -84,6 +88,10 @@ type crashState struct {
 	uid      int
 	onRemove string
 	ids      []string // mount IDs, one per active mount
+	// mount IDs of an earlier engine: nothing has their directory mounted,
+	// so Get and Remove drop them and never show them; an Unmount of one
+	// is a container of that engine stopping late
+	stale []string
 }
 
 type crashHarness struct {
@@ -101,7 +109,7 @@ func (h *crashHarness) start(t *testing.T) *exec.Cmd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, "--root", h.root, "--socket", h.sock, "--log-level", "error")
+	cmd := exec.Command(self, "--root", h.root, "--views", h.root+"-views", "--socket", h.sock, "--log-level", "error")
 	cmd.Env = append(os.Environ(), runAsDaemonEnv+"=1")
 	var out testutil.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -111,7 +119,7 @@ func (h *crashHarness) start(t *testing.T) *exec.Cmd {
 	client := unixClient(h.sock)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := client.Post("http://plugin/Plugin.Activate", "application/json", nil)
+		resp, err := client.Post("http://plugin/VolumeDriver.Capabilities", "application/json", nil)
 		if err == nil {
 			resp.Body.Close()
 			return cmd
@@ -164,12 +172,16 @@ func (h *crashHarness) step(t *testing.T, s *server, v *crashVol) bool {
 	case r < 65 && len(st.ids) > 0:
 		next.ids = st.ids[:len(st.ids)-1]
 		path, body = "/VolumeDriver.Unmount", req{"Name": v.name, "ID": st.ids[len(st.ids)-1]}
+	case r < 70 && len(st.stale) > 0:
+		next.stale = st.stale[:len(st.stale)-1]
+		path, body = "/VolumeDriver.Unmount", req{"Name": v.name, "ID": st.stale[len(st.stale)-1]}
 	case r < 75:
 		path, body = "/VolumeDriver.Create", req{"Name": v.name, "Opts": req{"uid": strconv.Itoa(st.uid), "on_remove": st.onRemove}}
 	default:
 		next = crashState{}
 		if len(st.ids) > 0 {
 			next = st // refused: in use
+			next.stale = nil
 		}
 		path, body = "/VolumeDriver.Remove", req{"Name": v.name}
 	}
@@ -232,6 +244,20 @@ func (h *crashHarness) dir(v *crashVol) string {
 	return filepath.Join(h.root, "app_data", strings.TrimSuffix(v.name, "_data"), "data")
 }
 
+// newEngine is a new engine activating the plugin, between two rounds:
+// every mount so far is the earlier engine's.
+func (h *crashHarness) newEngine(t *testing.T) {
+	s := &server{root: h.root, sock: h.sock, client: unixClient(h.sock)}
+	status, b, err := s.post("/Plugin.Activate", nil)
+	if err != nil || status != 200 {
+		t.Fatalf("Plugin.Activate: %d %q %v", status, b, err)
+	}
+	for _, v := range h.vols {
+		v.state.stale = append(v.state.stale, v.state.ids...)
+		v.state.ids = nil
+	}
+}
+
 // check compares the restarted daemon with the model, settling each call
 // the kill cut off, and checks the disk.
 func (h *crashHarness) check(t *testing.T, round int) {
@@ -257,6 +283,7 @@ func (h *crashHarness) check(t *testing.T, round int) {
 			v.marker = false // a delete cut off half way may have taken it
 		}
 		v.pending = nil
+		v.state.stale = nil // the Get dropped them: their directory is mounted nowhere
 		if v.state.exists && v.marker {
 			if b, err := os.ReadFile(filepath.Join(h.dir(v), "marker")); err != nil || string(b) != v.name {
 				t.Errorf("round %d: %s lost its data: %v", round, v.name, err)

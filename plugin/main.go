@@ -76,11 +76,17 @@ func newLogger(s settings, out io.Writer) *logrus.Logger {
 // serve loads the state, then takes the socket, then tells systemd it is
 // ready: the first request is answered from the loaded state.
 func serve(s settings, log *logrus.Logger) error {
-	d, err := driver.New(driver.Config{Root: s.Root, SharedNames: s.Shared, Anonymous: s.Anonymous, Log: log})
+	d, err := driver.New(driver.Config{Root: s.Root, SharedNames: s.Shared, Anonymous: s.Anonymous, Log: log,
+		ViewsDir: s.Views, SharedOwner: s.SharedOwner})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	if s.EngineAtStart {
+		if err := d.EngineStarted(); err != nil {
+			return err
+		}
+	}
 	l, activated, err := listen(s.Socket)
 	if err != nil {
 		return err

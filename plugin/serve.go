@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"sync/atomic"
+	"time"
 
+	"github.com/docker/go-plugins-helpers/sdk"
 	"github.com/docker/go-plugins-helpers/volume"
 	"github.com/sirupsen/logrus"
 )
@@ -15,10 +18,33 @@ import (
 // size into memory.
 const maxRequestBytes = 1 << 20
 
+// engineDriver is a volume.Driver that is told when a new engine process
+// activates the plugin (see driver.Driver.EngineStarted).
+type engineDriver interface {
+	volume.Driver
+	EngineStarted() error
+}
+
+// activateManifest is the helpers' answer to Plugin.Activate.
+const activateManifest = `{"Implements": ["VolumeDriver"]}`
+
 // serveDriver serves the VolumeDriver protocol for d on l until l is
 // closed: requests are logged by logged, and capped in size.
-func serveDriver(l net.Listener, d volume.Driver, log *logrus.Logger) error {
-	return volume.NewHandler(logged{d, log}).Serve(cappedListener{l, maxRequestBytes})
+//
+// Plugin.Activate is answered here rather than by the helpers: an engine
+// sends it once per process (see README, State), so it tells the driver
+// that a new engine generation started. The helpers register the path for
+// any method; Go's mux prefers this POST pattern (Docker always POSTs).
+func serveDriver(l net.Listener, d engineDriver, log *logrus.Logger) error {
+	h := volume.NewHandler(logged{d, log})
+	h.HandleFunc("POST /Plugin.Activate", func(w http.ResponseWriter, _ *http.Request) {
+		// The engine's activation must not fail on our bookkeeping: the
+		// driver has logged the error, and the counts stay as they were.
+		_ = logged{d, log}.done("Activate", "", time.Now(), d.EngineStarted())
+		w.Header().Set("Content-Type", sdk.DefaultContentTypeV1_1)
+		fmt.Fprintln(w, activateManifest)
+	})
+	return h.Serve(cappedListener{l, maxRequestBytes})
 }
 
 var errRequestTooLarge = fmt.Errorf("request larger than %d bytes", maxRequestBytes)

@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/driver/view"
 )
 
 // pluginSocketDir is where Docker looks for legacy plugins' sockets.
@@ -28,7 +30,15 @@ type settings struct {
 	LogLevel  logrus.Level
 	LogFormat string
 	Shared    []string
-	Anonymous string // spec.Delete, spec.Keep or spec.Refuse
+	// EngineAtStart: every start of the plugin is a new engine's (a
+	// managed plugin, which the engine starts afresh and never sends
+	// Plugin.Activate); otherwise only Plugin.Activate tells.
+	EngineAtStart bool
+	Anonymous     string // spec.Delete, spec.Keep or spec.Refuse
+	Views         string // absolute, outside Root
+	// SharedOwner is given to the shared directories the plugin makes;
+	// nil: root.
+	SharedOwner *view.Owner
 }
 
 var anonymousPolicies = []string{spec.Delete, spec.Keep, spec.Refuse}
@@ -54,6 +64,9 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	format := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json (env LOG_FORMAT)")
 	shared := fs.String("shared", env("SHARED_DIRS", "documents,media,music"), "allowed shared directory names, comma separated (env SHARED_DIRS)")
 	anonymous := fs.String("anonymous", env("ANONYMOUS_VOLUMES", spec.Delete), "anonymous volumes (an image's VOLUME, -v /path): delete their directory on remove, keep it, or refuse them (env ANONYMOUS_VOLUMES)")
+	engine := fs.String("engine-start", env("ENGINE_START", "activate"), "what tells a new engine: activate (Plugin.Activate; legacy) or plugin-start (every start of the plugin; managed) (env ENGINE_START)")
+	views := fs.String("views", env("VIEWS_DIR", "/run/portal-volume/views"), "directory for the views (access=ro, uid/gid on shared and tree volumes), outside the root (env VIEWS_DIR)")
+	sharedOwner := fs.String("shared-owner", env("SHARED_OWNER", ""), "UID:GID given to the shared directories the plugin makes, so that id-mapped views of them can be made; empty: root (env SHARED_OWNER)")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -82,6 +95,16 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		return settings{}, fmt.Errorf("setting --anonymous (ANONYMOUS_VOLUMES) = %q: want one of %s", *anonymous, strings.Join(anonymousPolicies, ", "))
 	}
 	s.Anonymous = *anonymous
+	if *engine != "activate" && *engine != "plugin-start" {
+		return settings{}, fmt.Errorf("setting --engine-start (ENGINE_START) = %q: want activate or plugin-start", *engine)
+	}
+	s.EngineAtStart = *engine == "plugin-start"
+	if s.Views, err = parseViews(*views, s.Root); err != nil {
+		return settings{}, err
+	}
+	if s.SharedOwner, err = parseSharedOwner(*sharedOwner); err != nil {
+		return settings{}, err
+	}
 	return s, nil
 }
 
@@ -130,4 +153,31 @@ func parseShared(v string) ([]string, error) {
 		names = append(names, n)
 	}
 	return names, nil
+}
+
+// parseViews: the views must never show up inside the tree (a backup of
+// the tree reads every file once), nor the tree inside them.
+func parseViews(v, root string) (string, error) {
+	if !filepath.IsAbs(v) {
+		return "", fmt.Errorf("setting --views (VIEWS_DIR) = %q: want an absolute path", v)
+	}
+	v = filepath.Clean(v)
+	inside := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
+	if inside(v, root) || inside(root, v) {
+		return "", fmt.Errorf("setting --views (VIEWS_DIR) = %q: want a directory outside the root %s, and not containing it", v, root)
+	}
+	return v, nil
+}
+
+func parseSharedOwner(v string) (*view.Owner, error) {
+	if v == "" {
+		return nil, nil
+	}
+	u, g, ok := strings.Cut(v, ":")
+	uid, uerr := strconv.ParseUint(u, 10, 32)
+	gid, gerr := strconv.ParseUint(g, 10, 32)
+	if !ok || uerr != nil || gerr != nil || uid == 0 || gid == 0 || uid > spec.MaxID || gid > spec.MaxID {
+		return nil, fmt.Errorf("setting --shared-owner (SHARED_OWNER) = %q: want UID:GID, two decimal ids from 1 to %d (root would defeat the id-mapped views), such as 2000:2000", v, spec.MaxID)
+	}
+	return &view.Owner{UID: uint32(uid), GID: uint32(gid)}, nil
 }

@@ -40,9 +40,18 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "--shared", "media,,music"}, nil, []string{"--shared", `"media,,music"`}},
 		{[]string{"--root", root, "--shared", "media,media"}, nil, []string{"--shared", "distinct"}},
 		{[]string{"--root", root}, map[string]string{"SHARED_DIRS": "../etc"}, []string{"SHARED_DIRS", `"../etc"`}},
+		{[]string{"--root", root, "--engine-start", "boot"}, nil, []string{"--engine-start", `"boot"`, "activate or plugin-start"}},
+		{[]string{"--root", root}, map[string]string{"ENGINE_START": "x"}, []string{"ENGINE_START", `"x"`}},
 		{[]string{"--root", root, "extra"}, nil, []string{`"extra"`}},
 		{[]string{"--root", root, "--anonymous", "sometimes"}, nil, []string{"--anonymous", `"sometimes"`, "delete, keep, refuse"}},
 		{[]string{"--root", root}, map[string]string{"ANONYMOUS_VOLUMES": "DELETE"}, []string{"ANONYMOUS_VOLUMES", `"DELETE"`}},
+		{[]string{"--root", root, "--views", "run/views"}, nil, []string{"--views", `"run/views"`, "absolute"}},
+		{[]string{"--root", root, "--views", root + "/views"}, nil, []string{"--views", "outside the root"}},
+		{[]string{"--root", root}, map[string]string{"VIEWS_DIR": root}, []string{"VIEWS_DIR", "outside the root"}},
+		{[]string{"--root", root, "--views", filepath.Dir(root)}, nil, []string{"--views", "not containing it"}},
+		{[]string{"--root", root, "--shared-owner", "0:2000"}, nil, []string{"--shared-owner", `"0:2000"`, "UID:GID"}},
+		{[]string{"--root", root, "--shared-owner", "2000"}, nil, []string{"--shared-owner", `"2000"`}},
+		{[]string{"--root", root}, map[string]string{"SHARED_OWNER": "2000:x"}, []string{"SHARED_OWNER", `"2000:x"`}},
 		{[]string{"--bogus"}, nil, []string{"bogus"}},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -63,11 +72,11 @@ func TestBadSettings(t *testing.T) {
 func TestSettingsPrecedence(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	s, err := parseSettings([]string{"--root", a, "--log-level", "warn"},
-		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ANONYMOUS_VOLUMES": "keep"}), &bytes.Buffer{})
+		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ANONYMOUS_VOLUMES": "keep", "ENGINE_START": "plugin-start"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" ||
+	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" || !s.EngineAtStart ||
 		!slices.Equal(s.Shared, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" || s.Anonymous != "keep" {
 		t.Errorf("settings = %+v", s)
 	}
@@ -75,7 +84,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" ||
+	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" || s.EngineAtStart ||
 		!slices.Equal(s.Shared, []string{"documents", "media", "music"}) || s.Anonymous != "delete" {
 		t.Errorf("defaults = %+v", s)
 	}

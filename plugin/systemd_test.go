@@ -44,7 +44,7 @@ func activated(t *testing.T, root string, env []string, files ...*os.File) (*exe
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, self,
-		"--root", root, "--socket", filepath.Join(t.TempDir(), "not-used.sock"), "--log-level", "debug")
+		"--root", root, "--views", root+"-views", "--socket", filepath.Join(t.TempDir(), "not-used.sock"), "--log-level", "debug")
 	cmd.Env = append(os.Environ(), runAsDaemonEnv+"=1", "LISTEN_FDS="+strconv.Itoa(len(files)))
 	cmd.Env = append(cmd.Env, env...)
 	cmd.ExtraFiles = files

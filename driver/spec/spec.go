@@ -51,9 +51,16 @@ const (
 	KeyShared   = "shared"
 	KeyTree     = "tree"
 	KeyOnRemove = "on_remove"
+	KeyAccess   = "access"
 )
 
-var knownKeys = []string{KeyApp, KeyPath, KeyUID, KeyGID, KeyMode, KeyShared, KeyTree, KeyOnRemove}
+// Access values: what a container may do through the volume.
+const (
+	AccessRW = "rw"
+	AccessRO = "ro" // through a read-only view
+)
+
+var knownKeys = []string{KeyApp, KeyPath, KeyUID, KeyGID, KeyMode, KeyShared, KeyTree, KeyOnRemove, KeyAccess}
 
 // anonymousPattern is how Docker names the volumes it makes for an image's
 // VOLUME and for -v /path or --mount without a source.
@@ -76,6 +83,21 @@ type Spec struct {
 	Anonymous bool   // named by Docker, lives at anonymous/<name>
 	Enforce   bool   // UID, GID and Mode are set at Create and at every Mount
 	OnRemove  string // Keep or Delete
+	// IDMap: uid/gid on a shared or tree volume. The container gets an
+	// id-mapped view that shows the directory's on-disk owner as UID:GID;
+	// the directory is never chowned.
+	IDMap bool
+	// ReadOnly: access=ro, the container gets a read-only view. False,
+	// access=rw, is also what records of earlier versions mean.
+	ReadOnly bool
+}
+
+// Access is the access option's value.
+func (s Spec) Access() string {
+	if s.ReadOnly {
+		return AccessRO
+	}
+	return AccessRW
 }
 
 // Kind is what part of the Portal tree a volume is.
@@ -182,6 +204,12 @@ func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
 		}
 		s.OnRemove = v
 	}
+	if v, ok := o[KeyAccess]; ok {
+		if v != AccessRW && v != AccessRO {
+			return Spec{}, &OptionError{KeyAccess, v, `want "rw" (the default) or "ro"`}
+		}
+		s.ReadOnly = v == AccessRO
+	}
 	_, hasShared := o[KeyShared]
 	if v, ok := o[KeyTree]; ok {
 		if hasShared {
@@ -222,7 +250,11 @@ func (p Parser) parseShared(s Spec, v string, o map[string]string) (Spec, error)
 	if !slices.Contains(p.SharedNames, v) {
 		return Spec{}, &OptionError{KeyShared, v, "want one of " + strings.Join(p.SharedNames, ", ")}
 	}
-	if err := refuse(o, "not allowed with shared: a shared directory is used as it is", KeyPath, KeyUID, KeyGID, KeyMode); err != nil {
+	if err := refuse(o, "not allowed with shared: a shared directory is used as it is", KeyPath, KeyMode); err != nil {
+		return Spec{}, err
+	}
+	s, err := parseViewOwner(s, o)
+	if err != nil {
 		return Spec{}, err
 	}
 	if s.OnRemove == Delete {
@@ -236,7 +268,11 @@ func parseTree(s Spec, v string, o map[string]string) (Spec, error) {
 	if !slices.Contains(trees, v) {
 		return Spec{}, &OptionError{KeyTree, v, "want one of " + strings.Join(trees, ", ")}
 	}
-	if err := refuse(o, "not allowed with tree: a tree volume is the whole tree, used as it is", KeyPath, KeyUID, KeyGID, KeyMode); err != nil {
+	if err := refuse(o, "not allowed with tree: a tree volume is the whole tree, used as it is", KeyPath, KeyMode); err != nil {
+		return Spec{}, err
+	}
+	s, err := parseViewOwner(s, o)
+	if err != nil {
 		return Spec{}, err
 	}
 	if s.OnRemove == Delete {
@@ -292,6 +328,14 @@ func parseOwner(s Spec, o map[string]string) (Spec, error) {
 		s.Enforce = true
 	}
 	return s, nil
+}
+
+// parseViewOwner reads uid and gid of a volume whose directory is never
+// chowned (shared, tree): they ask for an id-mapped view instead.
+func parseViewOwner(s Spec, o map[string]string) (Spec, error) {
+	s, err := parseOwner(s, o)
+	s.IDMap, s.Enforce = s.Enforce, false
+	return s, err
 }
 
 // refuse fails on the first of keys (in the order given) that o has.

@@ -365,8 +365,15 @@ func TestParseShared(t *testing.T) {
 		{name: "x", opts: map[string]string{"shared": "../media"}, errKey: "shared", errVal: "../media"},
 		{name: "x", opts: map[string]string{"shared": "media", "path": "/m"}, errKey: "path", errVal: "/m"},
 		{name: "x", opts: map[string]string{"shared": "media", "app": "a", "path": "/m"}, errKey: "path", errVal: "/m"},
-		{name: "x", opts: map[string]string{"shared": "media", "uid": "1000"}, errKey: "uid", errVal: "1000"},
-		{name: "x", opts: map[string]string{"shared": "media", "gid": "0"}, errKey: "gid", errVal: "0"},
+		// uid/gid on shared: an id-mapped view, never a chown.
+		{name: "x", opts: map[string]string{"shared": "media", "uid": "1000"},
+			want: Spec{Shared: "media", UID: 1000, IDMap: true, Mode: DefaultMode, OnRemove: Keep}},
+		{name: "x", opts: map[string]string{"shared": "media", "uid": "1000", "gid": "1001", "access": "ro"},
+			want: Spec{Shared: "media", UID: 1000, GID: 1001, IDMap: true, ReadOnly: true, Mode: DefaultMode, OnRemove: Keep}},
+		{name: "x", opts: map[string]string{"shared": "media", "access": "rw"},
+			want: Spec{Shared: "media", Mode: DefaultMode, OnRemove: Keep}},
+		{name: "x", opts: map[string]string{"shared": "media", "uid": "-1"}, errKey: "uid", errVal: "-1"},
+		{name: "x", opts: map[string]string{"shared": "media", "gid": "x"}, errKey: "gid", errVal: "x"},
 		{name: "x", opts: map[string]string{"shared": "media", "mode": "755"}, errKey: "mode", errVal: "755"},
 		{name: "x", opts: map[string]string{"shared": "media", "on_remove": "delete"}, errKey: "on_remove", errVal: "delete"},
 		{name: "x", opts: map[string]string{"shared": "media", "app": "_bad"}, errKey: "app", errVal: "_bad"},
@@ -398,6 +405,39 @@ func TestParseShared(t *testing.T) {
 	}
 	if s, err := p.Parse("x", map[string]string{"shared": "photos"}); err != nil || s.Shared != "photos" {
 		t.Fatalf("got %+v, %v", s, err)
+	}
+}
+
+// TestParseAccess: rw (the default) or ro, on any volume kind.
+func TestParseAccess(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts map[string]string
+		ro   bool
+	}{
+		{"gitea_data", nil, false},
+		{"gitea_data", map[string]string{"access": "rw"}, false},
+		{"gitea_data", map[string]string{"ACCESS": "ro"}, true},
+		{"x", map[string]string{"app": "a", "path": "/p", "uid": "5", "access": "ro"}, true},
+		{"x", map[string]string{"shared": "music", "access": "ro"}, true},
+	} {
+		s, err := parser.Parse(tc.name, tc.opts)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.opts, err)
+		}
+		if s.ReadOnly != tc.ro || s.Access() != map[bool]string{false: AccessRW, true: AccessRO}[tc.ro] {
+			t.Errorf("%v: ReadOnly %v, Access %q", tc.opts, s.ReadOnly, s.Access())
+		}
+		if s.IDMap != (tc.opts["shared"] != "" && tc.opts["uid"] != "") {
+			t.Errorf("%v: IDMap %v", tc.opts, s.IDMap)
+		}
+	}
+	for _, v := range []string{"", "RO", "read-only", "rw,ro"} {
+		_, err := parser.Parse("gitea_data", map[string]string{"access": v})
+		wantOptionError(t, err, KeyAccess, v)
+		if err != nil && !strings.Contains(err.Error(), `"rw" (the default) or "ro"`) {
+			t.Errorf("access=%q: %v does not say what is allowed", v, err)
+		}
 	}
 }
 
@@ -653,6 +693,12 @@ func TestParseTree(t *testing.T) {
 			t.Errorf("tree=%s: Dir %q, Kind %v", tree, s.Dir(), s.Kind())
 		}
 	}
+	// uid/gid on a tree: an id-mapped view, never a chown.
+	s, err := parser.Parse("fm", map[string]string{"tree": "shared", "uid": "1000", "gid": "1000", "access": "ro"})
+	want := Spec{Tree: "shared", UID: 1000, GID: 1000, IDMap: true, ReadOnly: true, Mode: DefaultMode, OnRemove: Keep}
+	if err != nil || s != want {
+		t.Errorf("tree with uid/gid: %+v, %v; want %+v", s, err, want)
+	}
 	for _, c := range []struct {
 		opts map[string]string
 		want []string
@@ -660,7 +706,7 @@ func TestParseTree(t *testing.T) {
 		{map[string]string{"tree": "home"}, []string{"tree", `"home"`, "app_data, service_data, shared"}},
 		{map[string]string{"tree": "app_data", "path": "/x"}, []string{"path", `"/x"`, "tree"}},
 		{map[string]string{"tree": "app_data", "mode": "0700"}, []string{"mode", `"0700"`, "tree"}},
-		{map[string]string{"tree": "app_data", "uid": "1000"}, []string{"uid", `"1000"`, "tree"}},
+		{map[string]string{"tree": "app_data", "uid": "x"}, []string{"uid", `"x"`, "decimal"}},
 		{map[string]string{"tree": "app_data", "shared": "media"}, []string{"shared", `"media"`, "tree"}},
 		{map[string]string{"tree": "shared", "on_remove": "delete"}, []string{"on_remove", `"delete"`, "never deleted"}},
 	} {

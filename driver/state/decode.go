@@ -45,6 +45,8 @@ func fastRecord(data []byte, v *Volume) bool {
 		d.lit(`,"Anonymous":`) && d.bool(&s.Anonymous) &&
 		d.lit(`,"Enforce":`) && d.bool(&s.Enforce) &&
 		d.lit(`,"OnRemove":`) && d.str(&s.OnRemove) &&
+		d.lit(`,"IDMap":`) && d.bool(&s.IDMap) &&
+		d.lit(`,"ReadOnly":`) && d.bool(&s.ReadOnly) &&
 		d.lit(`},"created_at":`) && d.time(v) &&
 		d.lit(`,"format":`) && d.uint32(&v.Format) &&
 		d.lit(`}`) && d.end()

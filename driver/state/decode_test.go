@@ -19,6 +19,7 @@ func recordSamples() []Volume {
 		{Name: "n", Spec: spec.Spec{App: "app", UID: 4294967294, GID: 4294967294, Path: "/d", Enforce: true, OnRemove: spec.Keep}, CreatedAt: at.Add(time.Nanosecond), Format: RecordFormat},
 		{Name: "fm", Spec: spec.Spec{Tree: spec.TreeServiceData, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at, Format: RecordFormat},
 		{Name: "a", Spec: spec.Spec{Path: "/a", Anonymous: true, Mode: 0o755, OnRemove: spec.Delete}, CreatedAt: at, Format: RecordFormat},
+		{Name: "v", Spec: spec.Spec{Shared: "media", UID: 1000, GID: 1001, IDMap: true, ReadOnly: true, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at, Format: RecordFormat},
 		// Escapes and non-ASCII take encoding/json's way.
 		{Name: `q"uote\`, Spec: spec.Spec{App: "app", Path: "/Calibre Library/<é>", OnRemove: spec.Keep}, CreatedAt: at},
 	}
@@ -42,7 +43,7 @@ func TestDecodeRecord(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", data, got, want)
 		}
 		var fast Volume
-		if ok := fastRecord(data, &fast); ok != (i < 6) {
+		if ok := fastRecord(data, &fast); ok != (i < 7) {
 			t.Errorf("%s: fast way taken = %v", data, ok)
 		}
 	}
@@ -60,6 +61,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte(`{"name":"a","spec":{"App":"a","Path":"/d","UID":1,"GID":0,"Mode":493,"Shared":"","OnRemove":"keep"},"created_at":"2024-05-06 07:08:09"}`))
 	f.Add([]byte(`{"name":"a","spec":{"App":"a","Path":"/d","UID":1,"GID":0,"Mode":493,"Shared":"","Tree":"","Anonymous":tru,"Enforce":false,"OnRemove":"keep"},"created_at":"2024-05-06T07:08:09Z","format":1}`))
 	f.Add([]byte(`{"name":"a","spec":{"App":"a","Path":"/d","UID":1,"GID":0,"Mode":493,"Shared":"","Tree":"","Anonymous":false,"Enforce":true,"OnRemove":"keep"},"created_at":"2024-05-06T07:08:09Z","format":01}`))
+	f.Add([]byte(`{"name":"a","spec":{"App":"","Path":"","UID":1,"GID":0,"Mode":493,"Shared":"media","Tree":"","Anonymous":false,"Enforce":false,"OnRemove":"keep","IDMap":tru,"ReadOnly":false},"created_at":"2024-05-06T07:08:09Z","format":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var want, got Volume
 		werr := json.Unmarshal(data, &want)

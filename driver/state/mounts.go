@@ -19,7 +19,8 @@ const mountLogName = "mounts.log"
 const BootIDFile = "/proc/sys/kernel/random/boot_id"
 
 // Mounts counts the active mounts of each volume per mount ID, with
-// multiplicity (Docker reuses IDs).
+// multiplicity (Docker reuses IDs), and which engine generation each
+// (volume, ID) pair was last mounted in.
 //
 // The counts must survive a restart or crash of the plugin but not a reboot
 // (after a reboot no container holds a mount), and Mount and Unmount are
@@ -29,31 +30,53 @@ const BootIDFile = "/proc/sys/kernel/random/boot_id"
 // A torn last line (a crash mid-append) is ignored. The log is rewritten as a
 // snapshot at open and whenever it has grown well past the live entries, so
 // its size, and the cost of a call, do not grow with the number of calls.
+//
+// An engine generation is one life of the engine that uses the plugin:
+// NewGeneration starts the next. A pair last mounted in an earlier
+// generation is stale: its engine is gone, and nothing it counted is known
+// to be in use any more. A Mount of a stale pair takes it over (the new
+// engine mounted again what it still uses: the count starts again from
+// one); an Unmount of a stale pair still decrements it (a container the
+// new engine restored alive stops later).
 type Mounts struct {
 	path   string
 	bootID string
-	counts map[string]map[string]int // volume -> mount ID -> count
-	live   int                       // (volume, ID) pairs with a count
-	lines  int                       // entries in the log file
-	file   *os.File                  // the log, open for appending
-	torn   bool                      // the last append failed part way
+	gen    uint64                      // the current engine generation
+	counts map[string]map[string]count // volume -> mount ID -> count
+	live   int                         // (volume, ID) pairs with a count
+	lines  int                         // entries in the log file
+	file   *os.File                    // the log, open for appending
+	torn   bool                        // the last append failed part way
 	log    logrus.FieldLogger
+}
+
+type count struct {
+	n   int
+	gen uint64 // the generation that last mounted the pair
 }
 
 type mountHeader struct {
 	BootID string `json:"boot_id"`
+	Engine uint64 `json:"engine,omitempty"`
 }
 
+// mountEntry is a line of the log: a change of one pair's count, or (with
+// no volume) the start of engine generation Engine. G is the pair's
+// generation after the change; a change from a newer generation than the
+// pair's replaces its count. Logs written before generations have no G
+// and no Engine: everything in them is generation 0.
 type mountEntry struct {
-	Volume string `json:"v"`
-	ID     string `json:"id"`
-	Delta  int    `json:"d"`
+	Volume string `json:"v,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Delta  int    `json:"d,omitempty"`
+	G      uint64 `json:"g,omitempty"`
+	Engine uint64 `json:"engine,omitempty"`
 }
 
 // OpenMounts loads the mount log in dir written during boot bootID and
 // rewrites it as a snapshot. Counts from another boot are dropped.
 func OpenMounts(dir, bootID string, log logrus.FieldLogger) (*Mounts, error) {
-	m := &Mounts{path: filepath.Join(dir, mountLogName), bootID: bootID, counts: map[string]map[string]int{}, log: log}
+	m := &Mounts{path: filepath.Join(dir, mountLogName), bootID: bootID, counts: map[string]map[string]count{}, log: log}
 	current, err := m.replay()
 	if err != nil {
 		return nil, err
@@ -104,6 +127,7 @@ func (m *Mounts) replay() (current bool, err error) {
 		m.log.WithField("log_boot_id", h.BootID).Info("mount counts are from an earlier boot; starting with none")
 		return false, nil
 	}
+	m.gen = h.Engine
 	for sc.Scan() {
 		var e mountEntry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
@@ -111,7 +135,11 @@ func (m *Mounts) replay() (current bool, err error) {
 			m.log.WithField("line", sc.Text()).Warn("skipped unreadable mount log line")
 			continue
 		}
-		m.add(e.Volume, e.ID, e.Delta)
+		if e.Volume == "" {
+			m.gen = max(m.gen, e.Engine)
+		} else {
+			m.add(e.Volume, e.ID, e.Delta, e.G)
+		}
 		m.lines++
 	}
 	return true, nil
@@ -127,11 +155,11 @@ func (m *Mounts) compact() error {
 	}
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
-	err = enc.Encode(mountHeader{BootID: m.bootID})
+	err = enc.Encode(mountHeader{BootID: m.bootID, Engine: m.gen})
 	for v, ids := range m.counts {
-		for id, n := range ids {
+		for id, c := range ids {
 			if err == nil {
-				err = enc.Encode(mountEntry{v, id, n})
+				err = enc.Encode(mountEntry{Volume: v, ID: id, Delta: c.n, G: c.gen})
 			}
 		}
 	}
@@ -162,31 +190,86 @@ func (m *Mounts) compact() error {
 // Close closes the log.
 func (m *Mounts) Close() error { return m.file.Close() }
 
-// Count is the number of active mounts of volume.
+// Generation is the current engine generation.
+func (m *Mounts) Generation() uint64 { return m.gen }
+
+// NewGeneration starts the next engine generation: every count so far
+// becomes stale.
+func (m *Mounts) NewGeneration() error {
+	if err := m.write(mountEntry{Engine: m.gen + 1}); err != nil {
+		return err
+	}
+	m.gen++
+	m.compactIfLong()
+	return nil
+}
+
+// Count is the number of mounts of volume counted in the current engine
+// generation.
 func (m *Mounts) Count(volume string) int {
 	n := 0
 	for _, c := range m.counts[volume] {
-		n += c
+		if c.gen == m.gen {
+			n += c.n
+		}
 	}
 	return n
 }
 
-// Mount records one more mount of volume under id.
+// Stale is the number of mounts of volume counted in earlier generations.
+func (m *Mounts) Stale(volume string) int {
+	n := 0
+	for _, c := range m.counts[volume] {
+		if c.gen != m.gen {
+			n += c.n
+		}
+	}
+	return n
+}
+
+// Mount records one more mount of volume under id; a stale count of the
+// pair is taken over.
 func (m *Mounts) Mount(volume, id string) error {
-	return m.change(volume, id, +1)
+	return m.change(volume, id, +1, m.gen)
 }
 
 // Unmount records one mount fewer of volume under id. It reports false, and
 // changes nothing, when no such mount is counted.
 func (m *Mounts) Unmount(volume, id string) (bool, error) {
-	if m.counts[volume][id] == 0 {
+	c := m.counts[volume][id]
+	if c.n == 0 {
 		return false, nil
 	}
-	return true, m.change(volume, id, -1)
+	return true, m.change(volume, id, -1, c.gen)
 }
 
-func (m *Mounts) change(volume, id string, delta int) error {
-	line, err := json.Marshal(mountEntry{volume, id, delta})
+// DropStale forgets the stale counts of volume and returns their IDs.
+func (m *Mounts) DropStale(volume string) ([]string, error) {
+	var ids []string
+	for id, c := range m.counts[volume] {
+		if c.gen == m.gen {
+			continue
+		}
+		if err := m.change(volume, id, -c.n, c.gen); err != nil {
+			return ids, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func (m *Mounts) change(volume, id string, delta int, gen uint64) error {
+	if err := m.write(mountEntry{Volume: volume, ID: id, Delta: delta, G: gen}); err != nil {
+		return err
+	}
+	m.add(volume, id, delta, gen)
+	m.compactIfLong()
+	return nil
+}
+
+// write appends one entry to the log.
+func (m *Mounts) write(e mountEntry) error {
+	line, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
@@ -199,37 +282,47 @@ func (m *Mounts) change(volume, id string, delta int) error {
 		return fmt.Errorf("state: mount log: %w", err)
 	}
 	m.torn = false
-	m.add(volume, id, delta)
 	m.lines++
+	return nil
+}
+
+// compactIfLong rewrites the log once it has grown well past the live
+// entries. The last change is logged: a failed rewrite only postpones the
+// next.
+func (m *Mounts) compactIfLong() {
 	if m.lines > 2*m.live+1024 {
-		// The change is logged: a failed rewrite only postpones the next.
 		if err := m.compact(); err != nil {
 			m.log.WithError(err).Warn("could not rewrite the mount log")
 		}
 	}
-	return nil
 }
 
-func (m *Mounts) add(volume, id string, delta int) {
+// add applies a change: one from a newer generation than the pair's
+// replaces the pair's count.
+func (m *Mounts) add(volume, id string, delta int, gen uint64) {
 	ids := m.counts[volume]
 	if ids == nil {
-		ids = map[string]int{}
+		ids = map[string]count{}
 		m.counts[volume] = ids
 	}
-	before := ids[id]
-	after := max(before+delta, 0)
+	c := ids[id]
+	before := c.n
+	if gen > c.gen {
+		c = count{gen: gen}
+	}
+	c.n = max(c.n+delta, 0)
 	switch {
-	case before == 0 && after > 0:
+	case before == 0 && c.n > 0:
 		m.live++
-	case before > 0 && after == 0:
+	case before > 0 && c.n == 0:
 		m.live--
 	}
-	if after == 0 {
+	if c.n == 0 {
 		delete(ids, id)
 		if len(ids) == 0 {
 			delete(m.counts, volume)
 		}
 		return
 	}
-	ids[id] = after
+	ids[id] = c
 }

@@ -373,7 +373,7 @@ func TestMountsTornLastLine(t *testing.T) {
 	}
 	m.Close()
 	path := filepath.Join(dir, mountLogName)
-	line, _ := json.Marshal(mountEntry{"a", "3", 1})
+	line, _ := json.Marshal(mountEntry{Volume: "a", ID: "3", Delta: 1})
 	for cut := 1; cut < len(line); cut++ {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
@@ -394,7 +394,7 @@ func TestMountsTornLastLine(t *testing.T) {
 		}
 		m.Close()
 	}
-	if err := os.WriteFile(path, append(mustJSON(t, mountHeader{"boot"}), `{"v":"a","id":"1","d":1}`+"\n"+`{"v":"a","id"`...), 0o600); err != nil {
+	if err := os.WriteFile(path, append(mustJSON(t, mountHeader{BootID: "boot"}), `{"v":"a","id":"1","d":1}`+"\n"+`{"v":"a","id"`...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m = openMounts(t, dir, "boot")

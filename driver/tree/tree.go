@@ -289,3 +289,13 @@ func (t *Tree) pathErr(op, rel string, err error) error {
 }
 
 func closeFd(fd int) { _ = unix.Close(fd) }
+
+// OpenDir opens the existing directory rel, following no symlink, for a
+// mount of it. The caller closes the descriptor.
+func (t *Tree) OpenDir(rel string) (int, error) {
+	if fd, ok := t.openExisting(rel); ok {
+		return fd, nil
+	}
+	fd, _, err := t.walk(strings.Split(rel, "/"), false)
+	return fd, err
+}

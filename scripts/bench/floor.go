@@ -30,7 +30,7 @@ func newNoopDriver(root string, n int) noopDriver {
 		createdAt:  "2026-01-01T00:00:00Z",
 		status: map[string]any{
 			"app": "v00000", "path": "/data", "uid": 1000, "gid": 1000, "mode": "0750",
-			"shared": "", "tree": "", "on_remove": "keep", "owner": "enforced", "mounts": 0,
+			"shared": "", "tree": "", "on_remove": "keep", "owner": "enforced", "access": "rw", "mounts": 0,
 		},
 		list: &volume.ListResponse{Volumes: make([]*volume.Volume, n)},
 	}

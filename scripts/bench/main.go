@@ -228,7 +228,8 @@ func startProcess(name, socket, logPath string, env []string, path string, args 
 	s := &server{name: name, socket: socket, cmd: cmd, log: logPath, client: newClient(socket, 8)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := s.call("/Plugin.Activate", nil); err == nil {
+		// Not Plugin.Activate: the plugin takes that for a new engine.
+		if _, err := s.call("/VolumeDriver.Capabilities", nil); err == nil {
 			return s
 		}
 		if time.Now().After(deadline) {

@@ -159,7 +159,7 @@ func protocol(c config, tmp string, stops *cleanups) {
 		}
 	}
 	portal := startProcess("portal-volume", dir+"/pv.sock", dir+"/portal-volume.log", c.env, c.binary,
-		"--root", root, "--socket", dir+"/pv.sock", "--log-level", "warn")
+		"--root", root, "--views", dir+"/views", "--socket", dir+"/pv.sock", "--log-level", "warn")
 	stops.add(portal.stop)
 	floor := startFloor(c, dir, root, stops)
 	fileFloor := startFileFloor(c, dir, root, stops)

@@ -130,7 +130,7 @@ func startTimed(c config, dir, root, socket string, getBody []byte, want string)
 		panic(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(c.binary, "--root", root, "--socket", socket, "--log-level", "warn")
+	cmd := exec.Command(c.binary, "--root", root, "--views", dir+"/views", "--socket", socket, "--log-level", "warn")
 	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,0 +1,401 @@
+// Package view makes and removes views: mounts of a volume's directory,
+// outside the Portal tree, that are read-only, id-mapped, or both.
+//
+// A view is a clone of the directory's mount (open_tree OPEN_TREE_CLONE,
+// recursive, so that it shows what a plain bind mount of the directory
+// shows), given its attributes while still detached (mount_setattr: always
+// nosuid and nodev; read-only for access=ro; MOUNT_ATTR_IDMAP with a user
+// namespace for uid/gid), then attached with move_mount at
+// <views dir>/<one name per volume and mount ID>. Making one is a handful of
+// syscalls; the user namespaces an id map needs are made once per map and
+// kept.
+//
+// Views are counted per (volume, mount ID) with multiplicity, as Docker
+// reuses mount IDs; the last Unmount of an ID detaches and removes the view.
+// A container's bind mount of a view is a mount of its own, so detaching a
+// view never takes anything away from a running container. Views are
+// runtime state: at start every leftover in the views directory is
+// detached and removed (Open), and DropAll does the same for the views of
+// an engine that is gone.
+package view
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Kind is what a view does.
+type Kind struct {
+	ReadOnly bool   // access=ro: nothing written through the view reaches the disk
+	IDMap    bool   // the directory's owner is shown as UID, its group as GID
+	UID, GID uint32 // the app's ids, when IDMap
+	NoSuid   bool   // nothing but what every view is: nosuid and nodev
+}
+
+// Any tells whether a volume of this kind is mounted through a view.
+func (k Kind) Any() bool { return k.ReadOnly || k.IDMap || k.NoSuid }
+
+// Owner is the on-disk owner of a directory.
+type Owner struct{ UID, GID uint32 }
+
+// Map is an id map of a view: on-disk Disk.UID is shown as App.UID and
+// Disk.GID as App.GID; no other id is mapped.
+type Map struct {
+	Disk, App Owner
+}
+
+// idMaps are the uid_map and gid_map of the user namespace that makes mp:
+// in an idmapped mount, the line "inside outside 1" shows the file
+// system's id inside as outside, and writes the caller's id outside as
+// inside.
+func (mp Map) idMaps() (uids, gids []syscall.SysProcIDMap) {
+	return []syscall.SysProcIDMap{{ContainerID: int(mp.Disk.UID), HostID: int(mp.App.UID), Size: 1}},
+		[]syscall.SysProcIDMap{{ContainerID: int(mp.Disk.GID), HostID: int(mp.App.GID), Size: 1}}
+}
+
+// RootOwnedError refuses an id-mapped view of a directory owned by root
+// on disk: the app's uid would act as root there.
+type RootOwnedError struct {
+	Dir   string
+	Owner Owner
+}
+
+func (e *RootOwnedError) Error() string {
+	return fmt.Sprintf("cannot give %s an id-mapped view (uid/gid): it is owned by %d:%d on disk, "+
+		"and no app uid or gid is ever mapped onto root; give it an unprivileged owner first "+
+		"(chown 2000:2000 %s on the host, or start portal-volume with --shared-owner UID:GID "+
+		"before it makes a shared directory)", e.Dir, e.Owner.UID, e.Owner.GID, e.Dir)
+}
+
+// Manager makes and removes the views in one directory. It is safe for
+// concurrent use.
+type Manager struct {
+	dir    string
+	lock   *os.File // the views directory, flock'd: one plugin per directory
+	log    logrus.FieldLogger
+	probed chan struct{} // closed once avail is known
+	avail  error         // why views cannot be made here, nil when they can
+
+	mu     sync.Mutex
+	views  map[key]*view
+	byVol  map[string]int   // volume -> live views
+	userns map[Map]*os.File // made once per map
+	mkNS   func(Map) (*os.File, error)
+}
+
+type key struct{ volume, id string }
+
+type view struct {
+	path  string
+	count int
+}
+
+// Open takes the views directory dir (making it, 0700, when missing),
+// locks it against a second plugin, detaches and removes whatever a
+// previous life left in it, and probes once whether views can be made of
+// the directory probe (the Portal tree's root).
+func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("views directory: %w", err)
+	}
+	lock, err := os.Open(abs)
+	if err != nil {
+		return nil, fmt.Errorf("views directory: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("views directory %s is in use by another portal-volume (give each its own --views): %w", abs, err)
+	}
+	m := &Manager{
+		dir: abs, lock: lock, log: log,
+		views: make(map[key]*view), byVol: make(map[string]int), userns: make(map[Map]*os.File),
+		mkNS: newUserns, probed: make(chan struct{}),
+	}
+	// What cannot be removed is logged and left; it never stops a start.
+	_ = m.Reconcile()
+	// The probe makes a user namespace, a process: off the start-up path,
+	// which answers Get first.
+	go func() {
+		defer close(m.probed)
+		m.avail = m.probe(probe)
+		if m.avail != nil {
+			log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused")
+		} else {
+			log.WithField("views", abs).Info("views available: read-only and id-mapped")
+		}
+	}()
+	return m, nil
+}
+
+// Close releases the user namespaces and the directory's lock; the views
+// stay (Docker may still use them) until the next Open or DropAll.
+func (m *Manager) Close() error {
+	<-m.probed
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, f := range m.userns {
+		f.Close()
+		delete(m.userns, k)
+	}
+	return m.lock.Close()
+}
+
+// Dir is the views directory.
+func (m *Manager) Dir() string { return m.dir }
+
+// Available is nil when views can be made, else why not. It waits for
+// the probe Open started.
+func (m *Manager) Available() error {
+	<-m.probed
+	return m.avail
+}
+
+// probe makes a detached, never attached, read-only id-mapped clone of
+// dir and drops it: what a view needs of the kernel and the file system.
+func (m *Manager) probe(dir string) error {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return m.Check(fd, Kind{ReadOnly: true, IDMap: true, UID: 65534, GID: 65534}, Owner{UID: 65533, GID: 65533})
+}
+
+// Check tells whether a view of kind k can be made of the directory open
+// at dirfd, whose on-disk owner is owner, by making one, detached, and
+// dropping it. The errors name what is missing.
+func (m *Manager) Check(dirfd int, k Kind, owner Owner) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if k.IDMap && (owner.UID == 0 || owner.GID == 0) {
+		return &RootOwnedError{Owner: owner}
+	}
+	fd, err := m.clone(dirfd, k, owner)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// OwnerOf is the on-disk owner of the directory open at fd.
+func OwnerOf(fd int) (Owner, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Owner{}, err
+	}
+	return Owner{st.Uid, st.Gid}, nil
+}
+
+// Mount counts a mount of volume by id through a view of the directory
+// open at dirfd, making the view at its first mount, and returns the
+// view's path.
+func (m *Manager) Mount(volume, id string, dirfd int, k Kind) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kk := key{volume, id}
+	if v := m.views[kk]; v != nil {
+		v.count++
+		return v.path, nil
+	}
+	owner, err := OwnerOf(dirfd)
+	if err != nil {
+		return "", err
+	}
+	if k.IDMap && (owner.UID == 0 || owner.GID == 0) {
+		// Create refused this; the owner changed since.
+		return "", &RootOwnedError{Owner: owner}
+	}
+	fd, err := m.clone(dirfd, k, owner)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	path := filepath.Join(m.dir, name(volume, id))
+	if err := unix.Mkdir(path, 0o700); err != nil && err != unix.EEXIST {
+		return "", fmt.Errorf("view %s: %w", path, err)
+	}
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		_ = unix.Rmdir(path)
+		return "", fmt.Errorf("view %s: move_mount: %w", path, err)
+	}
+	m.views[kk] = &view{path: path, count: 1}
+	m.byVol[volume]++
+	return path, nil
+}
+
+// Unmount uncounts one mount of volume by id; the last one detaches and
+// removes the view. It reports whether the view was known.
+func (m *Manager) Unmount(volume, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kk := key{volume, id}
+	v := m.views[kk]
+	if v == nil {
+		return false, nil
+	}
+	if v.count > 1 {
+		v.count--
+		return true, nil
+	}
+	if err := remove(v.path); err != nil {
+		return true, err
+	}
+	delete(m.views, kk)
+	if m.byVol[volume]--; m.byVol[volume] == 0 {
+		delete(m.byVol, volume)
+	}
+	return true, nil
+}
+
+// Live is the number of views of volume.
+func (m *Manager) Live(volume string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byVol[volume]
+}
+
+// DropAll detaches and removes every view: for when the engine that
+// mounted them is gone (a new dockerd process). Containers that still run
+// keep their own mounts.
+func (m *Manager) DropAll() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.views)
+	clear(m.byVol)
+	return m.reconcile()
+}
+
+// Reconcile detaches and removes everything in the views directory that
+// this manager did not make: what a killed plugin left behind. Each entry
+// removed, or that could not be, is logged.
+func (m *Manager) Reconcile() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reconcile()
+}
+
+func (m *Manager) reconcile() error {
+	ents, err := os.ReadDir(m.dir)
+	if err != nil {
+		return fmt.Errorf("views directory: %w", err)
+	}
+	live := make(map[string]bool, len(m.views))
+	for _, v := range m.views {
+		live[v.path] = true
+	}
+	var errs []error
+	for _, e := range ents {
+		path := filepath.Join(m.dir, e.Name())
+		if live[path] {
+			continue
+		}
+		if err := remove(path); err != nil {
+			errs = append(errs, err)
+			m.log.WithError(err).WithField("path", path).Error("could not remove a stale view")
+			continue
+		}
+		m.log.WithField("path", path).Info("stale view removed")
+	}
+	return errors.Join(errs...)
+}
+
+// remove detaches every mount stacked at path and removes the directory.
+// Only directories are ever removed: a stray file is an error.
+func remove(path string) error {
+	for {
+		err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		if err == unix.EINVAL { // not a mount point (any more)
+			break
+		}
+		if err != nil && err != unix.ENOENT {
+			return fmt.Errorf("view %s: umount: %w", path, err)
+		}
+		if err == unix.ENOENT {
+			return nil
+		}
+	}
+	if err := unix.Rmdir(path); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("view %s: %w", path, err)
+	}
+	return nil
+}
+
+// clone makes the detached view of the directory open at dirfd; the
+// caller attaches or closes it.
+func (m *Manager) clone(dirfd int, k Kind, owner Owner) (int, error) {
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if k.ReadOnly {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if k.IDMap {
+		ns, err := m.usernsFor(Map{Disk: owner, App: Owner{k.UID, k.GID}})
+		if err != nil {
+			return -1, err
+		}
+		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
+		attr.Userns_fd = uint64(ns.Fd())
+	}
+	fd, err := unix.OpenTree(dirfd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return -1, &UnsupportedError{Op: "open_tree", Err: err, IDMap: k.IDMap}
+	}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		unix.Close(fd)
+		return -1, &UnsupportedError{Op: "mount_setattr", Err: err, IDMap: k.IDMap}
+	}
+	return fd, nil
+}
+
+// usernsFor returns the user namespace of map mp, made at its first use.
+// Callers hold m.mu, or are in Open.
+func (m *Manager) usernsFor(mp Map) (*os.File, error) {
+	if f := m.userns[mp]; f != nil {
+		return f, nil
+	}
+	f, err := m.mkNS(mp)
+	if err != nil {
+		return nil, &UnsupportedError{Op: "user namespace", Err: err, IDMap: true}
+	}
+	m.userns[mp] = f
+	return f, nil
+}
+
+// UnsupportedError says that the kernel or the file system cannot make a
+// view, and which volume options need one.
+type UnsupportedError struct {
+	Op    string
+	Err   error
+	IDMap bool
+}
+
+func (e *UnsupportedError) Error() string {
+	if e.IDMap {
+		return fmt.Sprintf("this kernel or file system cannot make an id-mapped view (%s: %v): "+
+			"uid/gid on a shared or tree volume needs idmapped mounts (Linux 5.12 or later; "+
+			"ext4, xfs, btrfs, or tmpfs from 6.3) and CAP_SYS_ADMIN", e.Op, e.Err)
+	}
+	return fmt.Sprintf("this kernel cannot make a read-only view (%s: %v): access=ro needs "+
+		"open_tree and mount_setattr (Linux 5.12 or later) and CAP_SYS_ADMIN", e.Op, e.Err)
+}
+
+func (e *UnsupportedError) Unwrap() error { return e.Err }
+
+// name is the view's directory name: fixed length, whatever the volume
+// name and mount ID hold.
+func name(volume, id string) string {
+	h := sha256.Sum256([]byte(volume + "\x00" + id))
+	return hex.EncodeToString(h[:16])
+}

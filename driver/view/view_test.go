@@ -1,0 +1,355 @@
+package view
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/internal/testutil"
+)
+
+func testLog() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(&testutil.Buffer{})
+	return l
+}
+
+// needRoot skips where views cannot be made at all: they need
+// CAP_SYS_ADMIN.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("views need root")
+	}
+}
+
+// world makes dir and every parent up to the temp dir traversable by any
+// uid, as a Portal tree is.
+func world(t *testing.T, dir string) {
+	t.Helper()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// fixture is a directory owned on disk by 2000:2000 and a manager.
+func fixture(t *testing.T) (m *Manager, dir string, fd int) {
+	t.Helper()
+	needRoot(t)
+	dir = filepath.Join(t.TempDir(), "shared")
+	testutil.Mkdir(t, dir)
+	world(t, dir)
+	if err := os.Chown(dir, 2000, 2000); err != nil {
+		t.Fatal(err)
+	}
+	views := filepath.Join(t.TempDir(), "views")
+	m, err := Open(views, dir, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Available(); err != nil {
+		t.Skipf("this kernel cannot make views here: %v", err)
+	}
+	world(t, views)
+	fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unix.Close(fd)
+		_ = m.DropAll()
+		m.Close()
+		if left := mountsBelow(t, views); len(left) > 0 {
+			t.Errorf("mounts left below the views directory: %v", left)
+		}
+	})
+	return m, dir, fd
+}
+
+// as runs a shell command as uid:gid and returns its output.
+func as(t *testing.T, uid, gid uint32, script string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mountsBelow(t *testing.T, dir string) []string {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
+
+func owner(t *testing.T, path string) (uid, gid uint32, mode os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return st.Uid, st.Gid, fi.Mode()
+}
+
+// TestIDMaps: the disk id is the namespace's inside id, the app's id its
+// outside one, one id each and nothing else.
+func TestIDMaps(t *testing.T) {
+	uids, gids := Map{Disk: Owner{2000, 2001}, App: Owner{1000, 1001}}.idMaps()
+	if len(uids) != 1 || uids[0] != (syscall.SysProcIDMap{ContainerID: 2000, HostID: 1000, Size: 1}) {
+		t.Errorf("uid map %+v, want [2000 1000 1]", uids)
+	}
+	if len(gids) != 1 || gids[0] != (syscall.SysProcIDMap{ContainerID: 2001, HostID: 1001, Size: 1}) {
+		t.Errorf("gid map %+v, want [2001 1001 1]", gids)
+	}
+}
+
+// TestIDMappedView: through the view the app's uid sees the directory as
+// its own and writes files that belong on disk to the directory's owner;
+// another uid is not mapped and cannot write.
+func TestIDMappedView(t *testing.T) {
+	m, dir, fd := fixture(t)
+	path, err := m.Mount("vol", "id1", fd, Kind{IDMap: true, UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, _ := owner(t, path); uid != 1000 || gid != 1000 {
+		t.Errorf("view shows the directory as %d:%d, want 1000:1000", uid, gid)
+	}
+	if out, err := as(t, 1000, 1000, "echo a > "+path+"/f && echo b >> "+path+"/f && mkdir "+path+"/d"); err != nil {
+		t.Fatalf("uid 1000 cannot write through its view: %v %s", err, out)
+	}
+	for _, p := range []string{"f", "d"} {
+		if uid, gid, _ := owner(t, filepath.Join(dir, p)); uid != 2000 || gid != 2000 {
+			t.Errorf("%s is %d:%d on disk, want 2000:2000", p, uid, gid)
+		}
+		if uid, gid, _ := owner(t, filepath.Join(path, p)); uid != 1000 || gid != 1000 {
+			t.Errorf("%s is %d:%d in the view, want 1000:1000", p, uid, gid)
+		}
+	}
+	if out, err := as(t, 1001, 1001, "echo c > "+path+"/g"); err == nil {
+		t.Errorf("uid 1001 wrote through a view for 1000: %s", out)
+	}
+	if st := mountsBelow(t, m.Dir()); len(st) != 1 || !strings.Contains(st[0], "idmapped") || !strings.Contains(st[0], "nosuid") || !strings.Contains(st[0], "nodev") {
+		t.Errorf("mountinfo of the view: %q, want one idmapped, nosuid, nodev mount", st)
+	}
+}
+
+// TestReadOnlyView: nothing is written through it; reading works.
+func TestReadOnlyView(t *testing.T) {
+	m, dir, fd := fixture(t)
+	testutil.Write(t, filepath.Join(dir, "f"), "data\n")
+	path, err := m.Mount("vol", "id1", fd, Kind{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(path, "f")); err != nil || string(b) != "data\n" {
+		t.Errorf("read through the view: %q, %v", b, err)
+	}
+	err = os.WriteFile(filepath.Join(path, "g"), nil, 0o644)
+	if !errors.Is(err, unix.EROFS) {
+		t.Errorf("write through a read-only view: %v, want EROFS", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "g")); !os.IsNotExist(err) {
+		t.Errorf("the write reached the disk: %v", err)
+	}
+}
+
+// TestSetuidThroughView: what a chmod u+s / g+s through an id-mapped view
+// leaves on disk, and that nothing runs set-uid through the view.
+func TestSetuidThroughView(t *testing.T) {
+	m, dir, fd := fixture(t)
+	path, err := m.Mount("vol", "id1", fd, Kind{IDMap: true, UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := as(t, 1000, 1000, "cp /bin/true "+path+"/s && chmod 6755 "+path+"/s; stat -c %a "+path+"/s")
+	t.Logf("chmod 6755 through the view: %v %s", err, out)
+	_, _, mode := owner(t, filepath.Join(dir, "s"))
+	t.Logf("on disk: %v", mode)
+}
+
+// TestMultiplicity: a view per (volume, ID), counted; the last Unmount
+// removes it.
+func TestMultiplicity(t *testing.T) {
+	m, _, fd := fixture(t)
+	k := Kind{ReadOnly: true}
+	p1, err := m.Mount("vol", "a", fd, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := m.Mount("vol", "a", fd, k)
+	p3, _ := m.Mount("vol", "b", fd, k)
+	if p1 != p2 || p1 == p3 {
+		t.Fatalf("paths %s %s %s: want one per ID", p1, p2, p3)
+	}
+	if n := m.Live("vol"); n != 2 {
+		t.Errorf("Live = %d, want 2", n)
+	}
+	for i, want := range []int{2, 1, 0} {
+		id := []string{"a", "a", "b"}[i]
+		if known, err := m.Unmount("vol", id); !known || err != nil {
+			t.Fatalf("Unmount %s: %v %v", id, known, err)
+		}
+		if n := m.Live("vol"); n != want {
+			t.Errorf("after unmount %d: Live = %d, want %d", i, n, want)
+		}
+	}
+	if known, _ := m.Unmount("vol", "a"); known {
+		t.Error("Unmount of a gone view reports it known")
+	}
+	if left := mountsBelow(t, m.Dir()); len(left) > 0 {
+		t.Errorf("left: %v", left)
+	}
+	if ents, _ := os.ReadDir(m.Dir()); len(ents) > 0 {
+		t.Errorf("left in the views directory: %v", ents)
+	}
+}
+
+// TestReconcile: what a killed plugin left in the views directory (views,
+// a view stacked twice, an empty directory) is detached and removed at
+// the next Open; a stray file is reported and kept.
+func TestReconcile(t *testing.T) {
+	needRoot(t)
+	src := t.TempDir()
+	views := filepath.Join(t.TempDir(), "views")
+	m, err := Open(views, src, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Available() != nil {
+		t.Skip(m.Available())
+	}
+	fd, _ := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	defer unix.Close(fd)
+	if _, err := m.Mount("a", "1", fd, Kind{ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	stacked, err := m.Mount("b", "1", fd, Kind{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(src, stacked, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Mkdir(t, filepath.Join(views, "empty"))
+	testutil.Write(t, filepath.Join(views, "stray"), "not ours to delete")
+	m.Close() // as a kill -9 would: the views stay
+
+	if n := len(mountsBelow(t, views)); n != 3 {
+		t.Fatalf("%d mounts before reconcile, want 3", n)
+	}
+	buf := &testutil.Buffer{}
+	l := logrus.New()
+	l.SetOutput(buf)
+	m, err = Open(views, src, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if left := mountsBelow(t, views); len(left) > 0 {
+		t.Errorf("left after reconcile: %v", left)
+	}
+	if ents, _ := os.ReadDir(views); len(ents) != 1 || ents[0].Name() != "stray" {
+		t.Errorf("left in the views directory: %v, want only the stray file", ents)
+	}
+	if n := strings.Count(buf.String(), "stale view removed"); n != 3 {
+		t.Errorf("%d stale views logged, want 3:\n%s", n, buf)
+	}
+	if !strings.Contains(buf.String(), "could not remove a stale view") || !strings.Contains(buf.String(), "stray") {
+		t.Errorf("the stray file is not reported:\n%s", buf)
+	}
+}
+
+// TestDropAll: every view goes, and the counts with them.
+func TestDropAll(t *testing.T) {
+	m, _, fd := fixture(t)
+	if _, err := m.Mount("vol", "a", fd, Kind{ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DropAll(); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Live("vol"); n != 0 {
+		t.Errorf("Live = %d after DropAll", n)
+	}
+	if left := mountsBelow(t, m.Dir()); len(left) > 0 {
+		t.Errorf("left: %v", left)
+	}
+	if known, err := m.Unmount("vol", "a"); known || err != nil {
+		t.Errorf("Unmount after DropAll: %v %v", known, err)
+	}
+}
+
+// TestRootOwnedRefused: no app id is ever mapped onto root on disk.
+func TestRootOwnedRefused(t *testing.T) {
+	m, dir, fd := fixture(t)
+	for _, o := range []Owner{{0, 2000}, {2000, 0}} {
+		if err := os.Chown(dir, int(o.UID), int(o.GID)); err != nil {
+			t.Fatal(err)
+		}
+		var re *RootOwnedError
+		if err := m.Check(fd, Kind{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
+			t.Errorf("Check of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
+		}
+		if _, err := m.Mount("vol", "a", fd, Kind{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
+			t.Errorf("Mount of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
+		}
+	}
+	if err := m.Check(fd, Kind{ReadOnly: true}, Owner{}); err != nil {
+		t.Errorf("a read-only view of a root-owned directory: %v", err)
+	}
+}
+
+// TestNoIDMapFileSystem: ramfs has no idmapped mounts; the error says
+// what the option needs.
+func TestNoIDMapFileSystem(t *testing.T) {
+	m, _, _ := fixture(t)
+	dir := t.TempDir()
+	if err := unix.Mount("ramfs", dir, "ramfs", 0, ""); err != nil {
+		t.Skipf("ramfs: %v", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	err = m.Check(fd, Kind{IDMap: true, UID: 1000, GID: 1000}, Owner{2000, 2000})
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "uid/gid on a shared or tree volume needs idmapped mounts") {
+		t.Errorf("Check on ramfs: %v", err)
+	}
+	if err := m.Check(fd, Kind{ReadOnly: true}, Owner{2000, 2000}); err != nil {
+		t.Errorf("a read-only view on ramfs: %v", err)
+	}
+}
+
+// TestSecondManagerRefused: one plugin per views directory, since Open
+// removes what is in it.
+func TestSecondManagerRefused(t *testing.T) {
+	m, _, _ := fixture(t)
+	if _, err := Open(m.Dir(), os.TempDir(), testLog()); err == nil || !strings.Contains(err.Error(), "in use by another portal-volume") {
+		t.Errorf("second Open: %v", err)
+	}
+}

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The engine cases: mount counts follow the engine through a SIGKILL of
+// dockerd, a clean restart and a live-restore restart, with the plugin
+// itself killed in the middle of each.
+func init() {
+	cases = append(cases, engineCases...)
+}
+
+var engineCases = []struct {
+	name string
+	run  func(t *testing.T, e *env)
+}{
+	{"DockerdKilledVolumesRemovable", func(t *testing.T, e *env) {
+		needDaemon(t)
+		// Two containers hold a volume each when dockerd is killed: one
+		// without restart policy (the new engine finds it dead), one with
+		// --restart=always (the new engine starts it again, under the
+		// same mount ID).
+		e.mustCreate(t, "killplain_data")
+		e.mustCreate(t, "killalways_data")
+		plain := e.sleeper(t, "-v", "killplain_data:/v")
+		always := startAlways(t, e, "killalways_data", "app_data/killalways/data/starts")
+		mark := e.logMark()
+		daemon.kill()
+		if e.mode == "legacy" {
+			// The plugin dies too while no engine runs: its restart must
+			// not pass for the engine's (a managed plugin's restart needs
+			// the engine: it comes below).
+			e.Restart(t)
+		}
+		if err := daemon.start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the --restart=always container to start again", 60*time.Second,
+			func() error { return lines(e.host("app_data/killalways/data/starts"), 2) })
+		e.logCalls(t, "dockerd SIGKILLed and started again", mark)
+		e.wantMounts(t, "killalways_data", 1)
+		e.wantMounts(t, "killplain_data", 0)
+		// The plugin's own restart in the middle changes nothing.
+		mark = e.logMark()
+		e.Restart(t)
+		e.wantMounts(t, "killalways_data", 1)
+		mustDocker(t, "exec", always, "true")
+		e.logCalls(t, "plugin killed and started again", mark)
+		mark = e.logMark()
+		mustDocker(t, "rm", "-f", plain, always)
+		mustDocker(t, "volume", "rm", "killplain_data", "killalways_data")
+		e.logCalls(t, "containers and volumes removed", mark)
+	}},
+	{"DockerdStoppedVolumesRemovable", func(t *testing.T, e *env) {
+		needDaemon(t)
+		e.mustCreate(t, "stopplain_data")
+		e.mustCreate(t, "stopalways_data")
+		plain := e.sleeper(t, "-v", "stopplain_data:/v")
+		always := startAlways(t, e, "stopalways_data", "app_data/stopalways/data/starts")
+		// This time the plugin dies first, then the engine stops cleanly.
+		e.Restart(t)
+		mark := e.logMark()
+		if err := daemon.restart(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the --restart=always container to start again", 60*time.Second,
+			func() error { return lines(e.host("app_data/stopalways/data/starts"), 2) })
+		e.logCalls(t, "dockerd stopped (SIGTERM) and started again", mark)
+		e.wantMounts(t, "stopalways_data", 1)
+		e.wantMounts(t, "stopplain_data", 0)
+		mark = e.logMark()
+		mustDocker(t, "rm", "-f", plain, always)
+		mustDocker(t, "volume", "rm", "stopplain_data", "stopalways_data")
+		e.logCalls(t, "containers and volumes removed", mark)
+	}},
+	{"LiveRestoreKeepsDataInUse", func(t *testing.T, e *env) {
+		needDaemon(t)
+		setLiveRestore(t, true)
+		e.mustCreate(t, "live_data", "on_remove=delete")
+		id := e.sleeper(t, "-v", "live_data:/v")
+		mustDocker(t, "exec", id, "sh", "-c", "echo precious > /v/f")
+		file := e.host("app_data/live/data/f")
+		for _, how := range []string{"SIGTERM", "SIGKILL"} {
+			mark := e.logMark()
+			if how == "SIGTERM" {
+				daemon.stop()
+			} else {
+				daemon.kill()
+			}
+			if err := daemon.start(); err != nil {
+				t.Fatal(err)
+			}
+			mustDocker(t, "exec", id, "true") // the container lived through it
+			e.logCalls(t, "live-restore: dockerd "+how+" and started again", mark)
+			e.wantMounts(t, "live_data", 1)
+			// Straight to the socket, as a Remove that Docker would not
+			// send: refused, nothing deleted.
+			if err := e.socketRemove(t, "live_data"); err == nil || !strings.Contains(err.Error(), "in use") {
+				t.Errorf("Remove on the socket while the container lives: %v, want in use", err)
+			}
+			if got := readFile(t, file); got != "precious\n" {
+				t.Fatalf("after a refused Remove the file holds %q", got)
+			}
+			e.Restart(t)
+			if err := e.socketRemove(t, "live_data"); err == nil {
+				t.Errorf("Remove on the socket after a plugin restart succeeded while the container lives")
+			}
+			e.wantMounts(t, "live_data", 1)
+		}
+		mark := e.logMark()
+		mustDocker(t, "rm", "-f", id)
+		e.logCalls(t, "live-restored container removed", mark)
+		mustDocker(t, "volume", "rm", "live_data")
+		wantGone(t, e.host("app_data/live/data"))
+	}},
+}
+
+func needDaemon(t *testing.T) {
+	if daemon == nil {
+		t.Skip("needs the suite's own engine (PORTAL_E2E_DOCKERD=private)")
+	}
+}
+
+// setLiveRestore restarts the suite's engine with live-restore on or off,
+// and back as it was when the test ends.
+func setLiveRestore(t *testing.T, on bool) {
+	t.Helper()
+	if err := daemon.setLiveRestore(on); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := daemon.setLiveRestore(!on); err != nil {
+			t.Error(err)
+		}
+		if err := daemon.restart(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := daemon.restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startAlways runs a --restart=always container that appends a line to
+// starts (a host path below the root) at every start.
+func startAlways(t *testing.T, e *env, vol, starts string) string {
+	t.Helper()
+	id := mustDocker(t, "run", "-d", "--restart=always", "-v", vol+":/v", image,
+		"sh", "-c", "echo start >> /v/starts; sleep 600")
+	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
+	waitFor(t, "the container's first start", 30*time.Second, func() error { return lines(e.host(starts), 1) })
+	return id
+}
+
+func (e *env) wantMounts(t *testing.T, name string, n float64) {
+	t.Helper()
+	if got := e.inspect(t, name).Status["mounts"]; got != n {
+		t.Errorf("%s: Status mounts = %v, want %v", name, got, n)
+	}
+}
+
+// pluginLog is the plugin's output: its own in legacy mode, dockerd's log
+// (which holds it) in managed mode.
+func (e *env) pluginLog() string {
+	if e.mode == "managed" {
+		return daemon.Logs()
+	}
+	return e.Logs()
+}
+
+func (e *env) logMark() int { return len(e.pluginLog()) }
+
+// logCalls logs what the plugin was asked since mark, one call a line:
+// the record of what the engine really does.
+func (e *env) logCalls(t *testing.T, what string, mark int) {
+	t.Helper()
+	log := e.pluginLog()
+	var calls []string
+	for _, l := range strings.Split(log[min(mark, len(log)):], "\n") {
+		for _, w := range []string{"call=", "engine", "stale", "state loaded", "msg=serving", "shutting down", "Starting up", "Processing signal"} {
+			if strings.Contains(l, w) && !strings.Contains(l, "call=Capabilities") {
+				calls = append(calls, l)
+				break
+			}
+		}
+	}
+	t.Logf("%s: the plugin saw:\n%s", what, strings.Join(calls, "\n"))
+}
+
+// socketRemove sends VolumeDriver.Remove straight to the plugin's socket.
+func (e *env) socketRemove(t *testing.T, name string) error {
+	t.Helper()
+	sock := e.Socket(t)
+	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	resp, err := c.Post("http://plugin/VolumeDriver.Remove", "application/json", strings.NewReader(`{"Name":"`+name+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var res struct{ Err string }
+	_ = json.Unmarshal(b, &res)
+	if resp.StatusCode != http.StatusOK || res.Err != "" {
+		return fmt.Errorf("VolumeDriver.Remove: %s %s", resp.Status, b)
+	}
+	return nil
+}
