@@ -2,52 +2,69 @@
 // portal-volume volumes that replace Portal's host bind mounts: for every
 // entry, a volume name and the driver options of SPEC.md.
 //
+// # The file
+//
+// The app is the file's "name" (a caller may give another). "v" is the
+// format version: missing (the oldest files) or "1.0" to "4.0" ("3.1" and
+// "3.2" exist too). Format 5.0 has no data_dirs: its apps ship a compose
+// template, for portal-volume migrate. Every other key is ignored.
+//
 // # Entries
 //
-// Every app.json format version (1.0 to 4.0) writes data_dirs the same
-// three ways:
+// Every format writes data_dirs entries the same ways, and Portal's core
+// bound them like this (<app> is the name, the path keeps its inner
+// slashes and oddities, its outer slashes are dropped):
 //
-//	"/user_data"                                      app_data/<app>/user_data, owner 0:0
-//	{"path": "/more_data", "uid": 1000, "gid": 1000}  app_data/<app>/more_data, owner 1000:1000
-//	{"path": "/media_data", "shared_dir": "media"}    shared/media
+//	"/data"  "/data/"  "~/convos/data"            app_data/<app>/<path>, owner left to Docker
+//	{"path": "/data"}                             the same
+//	{"path": "/data", "uid": 1000, "gid": 1000}   app_data/<app>/data, owner 1000:1000 enforced
+//	{"path": "/m", "shared_dir": "media"}         shared/media (documents, media, music, ...)
+//	{"path": "/x", "shared_dir": "app_data"}      the whole app_data tree
+//	{"path": "/y", "shared_dir": "service_data"}  the whole service_data tree
 //
 // uid and gid are JSON numbers (a string of decimal digits is accepted too);
-// a missing one is 0. null counts as missing. Fields this package does not
-// know, in the file and in entries, are ignored.
+// when only one is given the other is 0. null counts as missing. Fields this
+// package does not know, in the file and in entries, are ignored.
 //
 // # Options
 //
 // Options are always explicit, so that the plugin never has to read a
-// meaning out of a name: app, path (folded, as spec.FoldPath gives it),
-// uid and gid (decimal) for an app directory; app and shared for a shared
-// one. mode and on_remove are left to the plugin's defaults (0755, keep).
+// meaning out of a name: app and path (folded, as spec.FoldPath gives it)
+// for an app directory, plus uid and gid (decimal) only when the entry gives
+// one: Portal chowned only those, so only those are enforced (SPEC.md,
+// Ownership); app and shared for a shared directory; tree alone for a whole
+// tree. mode and on_remove are left to the plugin's defaults.
 //
 // # Names
 //
-// A volume's name is <app>_<rest>, where rest takes one of three forms:
+// Names are stable: an installed app's volumes keep their names across
+// releases, and testdata/names.golden holds the names of every fixture. A
+// volume's name is <app>_<rest>, where rest takes one of four forms:
 //
 //   - path form: the folded path's components joined by ".", as in
-//     gitea_data (path /data) or paperless_usr.src.paperless.data (path
+//     gitea_data (path /data) or paperless-ngx_usr.src.paperless.data (path
 //     /usr/src/paperless/data). It is used when every component is
-//     [A-Za-z0-9_-]+, the first component is not "shared" or "x" unless it
-//     is the only one, and the whole name is at most 255 bytes.
-//   - shared form: shared.<name>, as in filebrowser_shared.media, for an
-//     entry with shared_dir. All entries of one app that name the same
+//     [A-Za-z0-9_-]+, the first component is not "shared", "tree" or "x"
+//     unless it is the only one, and the whole name is at most 255 bytes.
+//   - shared form: shared.<name>, as in navidrome_shared.music, for an entry
+//     with a shared directory. All entries of one app that name the same
 //     shared directory get the same volume.
+//   - tree form: tree.app_data or tree.service_data, as in
+//     filebrowser_tree.app_data, for an entry with a whole tree.
 //   - hash form: x.<h>, where h is the first 16 lower-case hex digits of
-//     the SHA-256 of the folded path, as in calibre-web_x.86c4b4e04f36505e
-//     (path /books/Calibre Library), for every other path (a "." or a non-ASCII character in a component,
-//     a first component "shared" or "x" followed by more, or a name that
-//     would be too long).
+//     the SHA-256 of the folded path, as in convos_x.79a9b5a372095dbd (path
+//     /~/convos/data), for every other path (a "." or "~" or a non-ASCII
+//     character in a component, a reserved first component followed by
+//     more, or a name that would be too long).
 //
-// The three forms never overlap: a path-form rest never contains "..",
-// never starts or ends with ".", and starts with "shared." or "x." only if
-// its first component is "shared" or "x" with more after it, which sends
-// the path to the hash form. Within the path form, components hold no
-// ".", so joining them with "." loses nothing: distinct folded paths of one
-// app get distinct names. Distinct hash-form paths could in theory share a
-// hash; FromAppJSON refuses an app.json in which that happens, so the
-// names it returns are always distinct for distinct paths.
+// The forms never overlap: a path-form rest never contains "..", never
+// starts or ends with ".", and starts with "shared.", "tree." or "x." only
+// if its first component is reserved with more after it, which sends the
+// path to the hash form. Within the path form, components hold no ".", so
+// joining them with "." loses nothing: distinct folded paths of one app get
+// distinct names. Distinct hash-form paths could in theory share a hash;
+// FromAppJSON refuses an app.json in which that happens, so the names it
+// returns are always distinct for distinct paths.
 //
 // Names match Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+ (an app starts with a
 // letter or digit, and rest uses only A-Z a-z 0-9 _ . -) and are at most
@@ -79,6 +96,9 @@ import (
 // not told otherwise (its --shared setting).
 var DefaultSharedNames = []string{"documents", "media", "music"}
 
+// Trees are the shared_dir values that mean a whole tree of the root.
+var Trees = []string{spec.TreeAppData, spec.TreeServiceData}
+
 // MaxNameLen is the longest volume name this package makes.
 const MaxNameLen = 255
 
@@ -89,23 +109,25 @@ var (
 	componentPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	sharedPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	decimalPattern   = regexp.MustCompile(`^[0-9]+$`)
+	versionPattern   = regexp.MustCompile(`^[1-4]\.[0-9]+$`)
 )
 
 // Reserved first components: a path-form rest starting with one of these
-// and a "." would look like the shared or the hash form.
+// and a "." would look like the shared, tree or hash form.
 const (
 	sharedPrefix = "shared"
+	treePrefix   = "tree"
 	hashPrefix   = "x"
 )
 
 // Form is how a data_dirs entry was written.
 type Form int
 
-// The three entry forms.
+// The entry forms.
 const (
 	FormString Form = iota // "/data"
 	FormObject             // {"path": "/data", "uid": 1000, "gid": 1000}
-	FormShared             // {"path": "/media", "shared_dir": "media"}
+	FormShared             // {"path": "/media", "shared_dir": "media"}, also a tree
 )
 
 func (f Form) String() string {
@@ -129,9 +151,11 @@ type Volume struct {
 	Index  int    // position in data_dirs
 	Form   Form   // how it was written
 	Path   string // the path as written: where the app mounts it
-	UID    uint32 // owner asked for; 0 when not given and for shared
+	UID    uint32 // owner asked for; 0 when not given
 	GID    uint32
-	Shared string // shared_dir, "" when none
+	Owner  bool   // uid or gid given: the owner is enforced
+	Shared string // shared_dir naming a shared directory, "" when none
+	Tree   string // shared_dir naming a whole tree, "" when none
 
 	// What it means.
 	Target string // the folded path, where the service mounts the volume
@@ -172,7 +196,7 @@ func FromAppJSON(data []byte, app string, sharedNames []string) ([]Volume, error
 		sharedNames = DefaultSharedNames
 	}
 	var probs Problems
-	if err := checkApp(app); err != nil {
+	if err := CheckApp(app); err != nil {
 		probs = append(probs, Problem{-1, err.Error()})
 		app = "app" // still judge the entries, once each
 	}
@@ -199,21 +223,21 @@ func FromAppJSON(data []byte, app string, sharedNames []string) ([]Volume, error
 	return vols, nil
 }
 
-// AppID returns the app.json's "id" field, "" when it has none.
-func AppID(data []byte) (string, error) {
+// AppName returns the app.json's "name", "" when it has none.
+func AppName(data []byte) (string, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
-		return "", fmt.Errorf("not a JSON object: %v", err)
+		return "", fmt.Errorf("app.json is not a JSON object: %v", err)
 	}
-	raw, ok := top["id"]
+	raw, ok := top["name"]
 	if !ok || isNull(raw) {
 		return "", nil
 	}
-	var id string
-	if err := json.Unmarshal(raw, &id); err != nil {
-		return "", fmt.Errorf(`"id" is not a string`)
+	var name string
+	if err := json.Unmarshal(raw, &name); err != nil {
+		return "", fmt.Errorf(`"name" is %s: want a string`, jsonKind(raw))
 	}
-	return id, nil
+	return name, nil
 }
 
 // PathName is the name of app's volume for the data_dir path p.
@@ -230,10 +254,15 @@ func SharedName(app, shared string) string {
 	return app + "_" + sharedPrefix + "." + shared
 }
 
+// TreeName is the name of app's volume for the whole tree tree.
+func TreeName(app, tree string) string {
+	return app + "_" + treePrefix + "." + tree
+}
+
 // pathName names app's volume for a folded path.
 func pathName(app, folded string) string {
 	comps := strings.Split(folded[1:], "/")
-	readable := len(comps) == 1 || (comps[0] != sharedPrefix && comps[0] != hashPrefix)
+	readable := len(comps) == 1 || (comps[0] != sharedPrefix && comps[0] != treePrefix && comps[0] != hashPrefix)
 	for _, c := range comps {
 		readable = readable && componentPattern.MatchString(c)
 	}
@@ -246,7 +275,8 @@ func pathName(app, folded string) string {
 	return app + "_" + hashPrefix + "." + hex.EncodeToString(sum[:8])
 }
 
-func checkApp(app string) error {
+// CheckApp says whether app is a name the plugin takes as an app.
+func CheckApp(app string) error {
 	// The parser holds the rule; "/x" is a valid path, so only app can fail.
 	_, err := spec.Parser{}.Parse("", map[string]string{spec.KeyApp: app, spec.KeyPath: "/x"})
 	var oe *spec.OptionError
@@ -260,6 +290,16 @@ func dataDirs(data []byte) ([]json.RawMessage, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("app.json is not a JSON object: %v", err)
+	}
+	if raw, ok := top["v"]; ok && !isNull(raw) {
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf(`"v" is %s: want a format version string, "1.0" to "4.0"`, jsonKind(raw))
+		}
+		if !versionPattern.MatchString(v) {
+			return nil, fmt.Errorf(`format "v": %q: want "1.0" to "4.0" (format 5.0 apps have no data_dirs: `+
+				`render their docker-compose.yml.template and use portal-volume migrate)`, v)
+		}
 	}
 	raw, ok := top["data_dirs"]
 	if !ok || isNull(raw) {
@@ -316,10 +356,15 @@ func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume
 	// them, and its result gives the canonical values.
 	opts := map[string]string{spec.KeyApp: app}
 	if v.Form == FormShared {
-		if err := json.Unmarshal(f.Shared, &v.Shared); err != nil {
+		var shared string
+		if err := json.Unmarshal(f.Shared, &shared); err != nil {
 			return v, fmt.Errorf(`"shared_dir" is %s: want a string`, jsonKind(f.Shared))
 		}
-		opts[spec.KeyShared] = v.Shared
+		if slices.Contains(Trees, shared) {
+			return tree(v, shared, f, app)
+		}
+		v.Shared = shared
+		opts[spec.KeyShared] = shared
 	} else {
 		opts[spec.KeyPath] = target
 	}
@@ -341,10 +386,11 @@ func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume
 			return v, fmt.Errorf("%s %s: a shared_dir entry takes no uid or gid (a shared directory is used as it is)", id.key, s)
 		}
 		opts[id.key] = s
+		v.Owner = true
 	}
 	s, err := (spec.Parser{SharedNames: sharedNames}).Parse("", opts)
 	if err != nil {
-		return v, explain(err)
+		return v, explain(err, sharedNames)
 	}
 	if s.Shared != "" && !sharedPattern.MatchString(s.Shared) {
 		// Only a caller's odd shared names get here: the plugin's own
@@ -357,17 +403,34 @@ func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume
 		v.Options = map[string]string{spec.KeyApp: app, spec.KeyShared: s.Shared}
 	} else {
 		v.Name = pathName(app, s.Path)
-		v.Options = map[string]string{
-			spec.KeyApp:  app,
-			spec.KeyPath: s.Path,
-			spec.KeyUID:  strconv.FormatUint(uint64(s.UID), 10),
-			spec.KeyGID:  strconv.FormatUint(uint64(s.GID), 10),
+		v.Options = map[string]string{spec.KeyApp: app, spec.KeyPath: s.Path}
+		if v.Owner {
+			v.Options[spec.KeyUID] = strconv.FormatUint(uint64(s.UID), 10)
+			v.Options[spec.KeyGID] = strconv.FormatUint(uint64(s.GID), 10)
 		}
 	}
 	v.Dir = s.Dir()
 	if !DockerNamePattern.MatchString(v.Name) || len(v.Name) > MaxNameLen {
 		return v, fmt.Errorf("volume name %q is not a valid Docker volume name", v.Name) // not reached
 	}
+	return v, nil
+}
+
+// tree is an entry whose shared_dir names a whole tree.
+func tree(v Volume, name string, f entryFields, app string) (Volume, error) {
+	for _, id := range []struct {
+		key string
+		raw json.RawMessage
+	}{{spec.KeyUID, f.UID}, {spec.KeyGID, f.GID}} {
+		if !isNull(id.raw) {
+			return v, fmt.Errorf("%s %s: a shared_dir %s entry takes no uid or gid (a tree is never chowned)",
+				id.key, bytes.TrimSpace(id.raw), name)
+		}
+	}
+	v.Tree = name
+	v.Name = TreeName(app, name)
+	v.Options = map[string]string{spec.KeyTree: name}
+	v.Dir = name
 	return v, nil
 }
 
@@ -391,14 +454,15 @@ func idText(key string, raw json.RawMessage) (string, error) {
 }
 
 // explain words a parser refusal in the app.json's terms.
-func explain(err error) error {
+func explain(err error, sharedNames []string) error {
 	var oe *spec.OptionError
 	if !errors.As(err, &oe) {
 		return err
 	}
 	key := oe.Key
 	if key == spec.KeyShared {
-		key = "shared_dir"
+		return fmt.Errorf("shared_dir %q: want one of %s, or a tree: %s", oe.Value,
+			strings.Join(sharedNames, ", "), strings.Join(Trees, ", "))
 	}
 	if key == spec.KeyUID || key == spec.KeyGID {
 		return fmt.Errorf("%s %s: %s", key, oe.Value, oe.Allowed)
@@ -408,7 +472,8 @@ func explain(err error) error {
 
 // conflicts finds what the plugin would refuse between entries: two
 // entries mounting the same path, an app directory inside another, and
-// (never seen) two paths with one name.
+// (never seen) two paths with one name. Shared directories and trees may
+// hold app directories.
 func conflicts(vols []Volume) []Problem {
 	var probs []Problem
 	byTarget := make(map[string]int, len(vols)) // folded path -> entry
@@ -425,12 +490,12 @@ func conflicts(vols []Volume) []Problem {
 			continue
 		}
 		names[v.Name] = v
-		if v.Shared == "" {
+		if v.isAppDir() {
 			appDirs[v.Target] = v.Index
 		}
 	}
 	for _, v := range vols {
-		if v.Shared != "" || byTarget[v.Target] != v.Index {
+		if !v.isAppDir() || byTarget[v.Target] != v.Index {
 			continue
 		}
 		for i := 1; i < len(v.Target); i++ {
@@ -444,6 +509,8 @@ func conflicts(vols []Volume) []Problem {
 	}
 	return probs
 }
+
+func (v Volume) isAppDir() bool { return v.Shared == "" && v.Tree == "" }
 
 func isNull(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)

@@ -1,37 +1,40 @@
 // Fixtures (testdata/*.json; JSON holds no comments, so they are listed
-// here). Every file in testdata/ must appear in fixtures or refusals below.
+// here). They are written in the real app.json format, in the shapes of
+// real apps of Portal's app store (FreeshardBase/app-repository). Every
+// file in testdata/ must appear in fixtures or refusals below, and
+// testdata/names.golden holds the volumes of every accepted one (run the
+// tests with -update to rewrite it, then review the diff: names must not
+// change once released).
 //
 // Accepted:
 //
-//	gitea.json        v4.0; an object entry with uid/gid 1000 (/data) and a
-//	                  string entry with a trailing slash (/backups/, owner 0:0).
-//	paperless.json    v3.0; deep paths /usr/src/paperless/{data,media,consume,
-//	                  export/} (four siblings under one parent, string and
-//	                  object forms, a trailing slash); app name with "-".
-//	syncthing.json    v2.0; trailing slashes, a path without a leading slash
-//	                  (sync), doubled slashes (//var//syncthing//index//).
-//	photos.json       v4.0; siblings /files/images and /files/imports, and
-//	                  /files/images-cache, which shares a string prefix with
-//	                  /files/images but does not lie inside it.
-//	filebrowser.json  v4.0; app dirs /database and /data (uid/gid 1000) and the
-//	                  shared documents, media and music mounted under /data in
-//	                  the container (allowed: shared dirs never nest on the host).
-//	nextcloud.json    v2.0; mixed forms: string, object with uid/gid 33, object
-//	                  with path only, two shared dirs (one with a trailing slash).
-//	jellyfin.json     v1.0; shared media mounted twice (/media, /data/movies:
-//	                  one volume), shared music, and a hidden component
-//	                  (/var/lib/jellyfin/.aspnet: hash-form name).
-//	calibre-web.json  v3.0; a path with a space (hash-form name; shell quoting)
-//	                  and a gid given as a JSON string ("1000").
-//	edgecases.json    names: reserved first components (/shared/cache, /x/data),
-//	                  "." in a component (/config.d, /.hidden), non-ASCII
-//	                  (/données), "_" kept (/user_data), case (/Data vs /data),
-//	                  /-_-, a name of exactly 255 bytes (path form), one of 256
-//	                  and a deep one over 255 (hash form).
-//	whoami.json       v4.0; no data_dirs at all: no volumes.
+//	gitea.json          v2.0; one object entry with uid/gid 1000 (gitea).
+//	convos.json         no "v"; the string "~/convos/data" (convos): the
+//	                    outer slashes go, "~" stays a directory name.
+//	vaultwarden.json    v2.0; "/data/" (vaultwarden, bitwarden, ohmyform).
+//	paperless-ngx.json  v4.0; four deep siblings /usr/src/paperless/* (paperless-ngx).
+//	jelu.json           v3.1; siblings /files/images and /files/imports (jelu).
+//	filebrowser.json    v4.0; /data, the shared documents, media and music
+//	                    under it in the container, and the whole app_data and
+//	                    service_data trees (filebrowser).
+//	navidrome.json      v3.2; a string entry and shared music (navidrome).
+//	photoprism.json     v3.1; a deep string entry and shared media (photoprism).
+//	redmine.json        v2.0; two objects with uid 999, gid 1000 (redmine).
+//	myapp.json          v4.0; string, object with uid/gid, shared: the app
+//	                    store's own template app (myapp).
+//	huginn.json         no "v"; an object with uid/gid 1001 (huginn).
+//	element.json        v2.0; data_dirs [] (element).
+//	drawio.json         v3.1; data_dirs null (drawio, and most web apps).
+//	edgecases.json      v4.0; names: reserved first components (/shared/cache,
+//	                    /x/data, /tree/cache; /tree alone), "." in a component,
+//	                    non-ASCII, "_" kept, case, /-_-, a name of exactly 255
+//	                    bytes (path form), one of 256 and a deep one (hash form).
 //
 // Refused (every problem reported, with its entry index):
 //
+//	bad-name.json       "name": "home assistant" (the real homeassistant
+//	                    app.json 4.0): not an app name the plugin takes.
+//	bad-version.json    "v": "5.0" (overleaf): no data_dirs in that format.
 //	bad-path.json       "..", "", "/", a control character, "/./cache", "..".
 //	bad-nesting.json    /var/www/html/wp-content/uploads inside /var/www and
 //	                    /var/www/html, /var/www/html inside /var/www; a shared
@@ -48,19 +51,23 @@ package appjson
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/portal/portal-volume/driver/spec"
 )
 
-// want is one expected volume. dir is spelled out as Portal's bind mounts
-// spell it: app_data/<app>/<path without leading and trailing slashes>, or
-// shared/<name>.
+var update = flag.Bool("update", false, "rewrite testdata/names.golden")
+
+// want is one expected volume. dir is spelled out as Portal's core spelled
+// its bind mount source: app_data/<app>/<path without outer slashes>,
+// shared/<name>, or the tree.
 type want struct {
 	name   string
 	target string
@@ -68,12 +75,21 @@ type want struct {
 	opts   map[string]string
 }
 
+// appVol is an app directory; uid and gid "" mean not given.
 func appVol(name, app, path, uid, gid, target, dir string) want {
-	return want{name, target, dir, map[string]string{"app": app, "path": path, "uid": uid, "gid": gid}}
+	o := map[string]string{"app": app, "path": path}
+	if uid != "" {
+		o["uid"], o["gid"] = uid, gid
+	}
+	return want{name, target, dir, o}
 }
 
 func sharedVol(name, app, shared, target string) want {
 	return want{name, target, "shared/" + shared, map[string]string{"app": app, "shared": shared}}
+}
+
+func treeVol(name, tree, target string) want {
+	return want{name, target, tree, map[string]string{"tree": tree}}
 }
 
 var (
@@ -82,84 +98,85 @@ var (
 	deep    = strings.Repeat("/"+strings.Repeat("c", 50), 5)
 )
 
+// fixtures spells out the volumes of the accepted files by hand; the names
+// are checked once more against names.golden.
 var fixtures = []struct {
 	file, app string
 	want      []want
 }{
 	{"gitea.json", "gitea", []want{
 		appVol("gitea_data", "gitea", "/data", "1000", "1000", "/data", "app_data/gitea/data"),
-		appVol("gitea_backups", "gitea", "/backups", "0", "0", "/backups", "app_data/gitea/backups"),
 	}},
-	{"paperless.json", "paperless-ngx", []want{
-		appVol("paperless-ngx_usr.src.paperless.data", "paperless-ngx", "/usr/src/paperless/data", "0", "0",
+	{"convos.json", "convos", []want{
+		appVol("convos_x.79a9b5a372095dbd", "convos", "/~/convos/data", "", "", "/~/convos/data", "app_data/convos/~/convos/data"),
+	}},
+	{"vaultwarden.json", "vaultwarden", []want{
+		appVol("vaultwarden_data", "vaultwarden", "/data", "", "", "/data", "app_data/vaultwarden/data"),
+	}},
+	{"paperless-ngx.json", "paperless-ngx", []want{
+		appVol("paperless-ngx_usr.src.paperless.data", "paperless-ngx", "/usr/src/paperless/data", "", "",
 			"/usr/src/paperless/data", "app_data/paperless-ngx/usr/src/paperless/data"),
-		appVol("paperless-ngx_usr.src.paperless.media", "paperless-ngx", "/usr/src/paperless/media", "0", "0",
+		appVol("paperless-ngx_usr.src.paperless.media", "paperless-ngx", "/usr/src/paperless/media", "", "",
 			"/usr/src/paperless/media", "app_data/paperless-ngx/usr/src/paperless/media"),
-		appVol("paperless-ngx_usr.src.paperless.consume", "paperless-ngx", "/usr/src/paperless/consume", "1000", "1000",
+		appVol("paperless-ngx_usr.src.paperless.consume", "paperless-ngx", "/usr/src/paperless/consume", "", "",
 			"/usr/src/paperless/consume", "app_data/paperless-ngx/usr/src/paperless/consume"),
-		appVol("paperless-ngx_usr.src.paperless.export", "paperless-ngx", "/usr/src/paperless/export", "1000", "1000",
+		appVol("paperless-ngx_usr.src.paperless.export", "paperless-ngx", "/usr/src/paperless/export", "", "",
 			"/usr/src/paperless/export", "app_data/paperless-ngx/usr/src/paperless/export"),
 	}},
-	{"syncthing.json", "syncthing", []want{
-		appVol("syncthing_var.syncthing.config", "syncthing", "/var/syncthing/config", "0", "0",
-			"/var/syncthing/config", "app_data/syncthing/var/syncthing/config"),
-		appVol("syncthing_sync", "syncthing", "/sync", "1000", "1000", "/sync", "app_data/syncthing/sync"),
-		appVol("syncthing_var.syncthing.index", "syncthing", "/var/syncthing/index", "0", "0",
-			"/var/syncthing/index", "app_data/syncthing/var/syncthing/index"),
-	}},
-	{"photos.json", "photo-library", []want{
-		appVol("photo-library_files.images", "photo-library", "/files/images", "0", "0",
-			"/files/images", "app_data/photo-library/files/images"),
-		appVol("photo-library_files.imports", "photo-library", "/files/imports", "0", "0",
-			"/files/imports", "app_data/photo-library/files/imports"),
-		appVol("photo-library_files.images-cache", "photo-library", "/files/images-cache", "33", "33",
-			"/files/images-cache", "app_data/photo-library/files/images-cache"),
+	{"jelu.json", "jelu", []want{
+		appVol("jelu_config", "jelu", "/config", "", "", "/config", "app_data/jelu/config"),
+		appVol("jelu_database", "jelu", "/database", "", "", "/database", "app_data/jelu/database"),
+		appVol("jelu_files.images", "jelu", "/files/images", "", "", "/files/images", "app_data/jelu/files/images"),
+		appVol("jelu_files.imports", "jelu", "/files/imports", "", "", "/files/imports", "app_data/jelu/files/imports"),
 	}},
 	{"filebrowser.json", "filebrowser", []want{
-		appVol("filebrowser_database", "filebrowser", "/database", "1000", "1000", "/database", "app_data/filebrowser/database"),
-		appVol("filebrowser_data", "filebrowser", "/data", "1000", "1000", "/data", "app_data/filebrowser/data"),
+		appVol("filebrowser_data", "filebrowser", "/data", "", "", "/data", "app_data/filebrowser/data"),
 		sharedVol("filebrowser_shared.documents", "filebrowser", "documents", "/data/documents"),
 		sharedVol("filebrowser_shared.media", "filebrowser", "media", "/data/media"),
 		sharedVol("filebrowser_shared.music", "filebrowser", "music", "/data/music"),
+		treeVol("filebrowser_tree.app_data", "app_data", "/data/portal_core/app_data"),
+		treeVol("filebrowser_tree.service_data", "service_data", "/data/portal_core/service_data"),
 	}},
-	{"nextcloud.json", "nextcloud", []want{
-		appVol("nextcloud_var.www.html", "nextcloud", "/var/www/html", "0", "0", "/var/www/html", "app_data/nextcloud/var/www/html"),
-		appVol("nextcloud_var.lib.nextcloud.data", "nextcloud", "/var/lib/nextcloud/data", "33", "33",
-			"/var/lib/nextcloud/data", "app_data/nextcloud/var/lib/nextcloud/data"),
-		sharedVol("nextcloud_shared.documents", "nextcloud", "documents", "/mnt/documents"),
-		sharedVol("nextcloud_shared.media", "nextcloud", "media", "/mnt/media"),
-		appVol("nextcloud_var.lib.nextcloud.previews", "nextcloud", "/var/lib/nextcloud/previews", "0", "0",
-			"/var/lib/nextcloud/previews", "app_data/nextcloud/var/lib/nextcloud/previews"),
+	{"navidrome.json", "navidrome", []want{
+		appVol("navidrome_data", "navidrome", "/data", "", "", "/data", "app_data/navidrome/data"),
+		sharedVol("navidrome_shared.music", "navidrome", "music", "/music"),
 	}},
-	{"jellyfin.json", "jellyfin", []want{
-		appVol("jellyfin_config", "jellyfin", "/config", "0", "0", "/config", "app_data/jellyfin/config"),
-		appVol("jellyfin_cache", "jellyfin", "/cache", "0", "0", "/cache", "app_data/jellyfin/cache"),
-		sharedVol("jellyfin_shared.media", "jellyfin", "media", "/media"),
-		sharedVol("jellyfin_shared.music", "jellyfin", "music", "/music"),
-		sharedVol("jellyfin_shared.media", "jellyfin", "media", "/data/movies"),
-		appVol("jellyfin_x.283dbe8db18cd590", "jellyfin", "/var/lib/jellyfin/.aspnet", "0", "0",
-			"/var/lib/jellyfin/.aspnet", "app_data/jellyfin/var/lib/jellyfin/.aspnet"),
+	{"photoprism.json", "photoprism", []want{
+		appVol("photoprism_photoprism.storage", "photoprism", "/photoprism/storage", "", "",
+			"/photoprism/storage", "app_data/photoprism/photoprism/storage"),
+		sharedVol("photoprism_shared.media", "photoprism", "media", "/photoprism/originals"),
 	}},
-	{"calibre-web.json", "calibre-web", []want{
-		appVol("calibre-web_config", "calibre-web", "/config", "1000", "1000", "/config", "app_data/calibre-web/config"),
-		appVol("calibre-web_x.86c4b4e04f36505e", "calibre-web", "/books/Calibre Library", "1000", "1000",
-			"/books/Calibre Library", "app_data/calibre-web/books/Calibre Library"),
+	{"redmine.json", "redmine", []want{
+		appVol("redmine_usr.src.redmine.files", "redmine", "/usr/src/redmine/files", "999", "1000",
+			"/usr/src/redmine/files", "app_data/redmine/usr/src/redmine/files"),
+		appVol("redmine_usr.src.redmine.sqlite", "redmine", "/usr/src/redmine/sqlite", "999", "1000",
+			"/usr/src/redmine/sqlite", "app_data/redmine/usr/src/redmine/sqlite"),
 	}},
+	{"myapp.json", "myapp", []want{
+		appVol("myapp_user_data", "myapp", "/user_data", "", "", "/user_data", "app_data/myapp/user_data"),
+		appVol("myapp_more_data", "myapp", "/more_data", "1000", "1000", "/more_data", "app_data/myapp/more_data"),
+		sharedVol("myapp_shared.media", "myapp", "media", "/media_data"),
+	}},
+	{"huginn.json", "huginn", []want{
+		appVol("huginn_var.lib.mysql", "huginn", "/var/lib/mysql", "1001", "1001", "/var/lib/mysql", "app_data/huginn/var/lib/mysql"),
+	}},
+	{"element.json", "element", nil},
+	{"drawio.json", "drawio", nil},
 	{"edgecases.json", "edgecases", []want{
-		appVol("edgecases_x.d8ba763934643835", "edgecases", "/shared/cache", "0", "0", "/shared/cache", "app_data/edgecases/shared/cache"),
-		appVol("edgecases_x.2b86eb1645de56a5", "edgecases", "/x/data", "0", "0", "/x/data", "app_data/edgecases/x/data"),
-		appVol("edgecases_x.d1e17096f68a93c0", "edgecases", "/config.d", "0", "0", "/config.d", "app_data/edgecases/config.d"),
-		appVol("edgecases_x.15e9cacd6c10143c", "edgecases", "/.hidden", "0", "0", "/.hidden", "app_data/edgecases/.hidden"),
-		appVol("edgecases_x.d7740be715c930f8", "edgecases", "/données", "0", "0", "/données", "app_data/edgecases/données"),
-		appVol("edgecases_user_data", "edgecases", "/user_data", "0", "0", "/user_data", "app_data/edgecases/user_data"),
-		appVol("edgecases_Data", "edgecases", "/Data", "0", "0", "/Data", "app_data/edgecases/Data"),
-		appVol("edgecases_data", "edgecases", "/data", "0", "0", "/data", "app_data/edgecases/data"),
-		appVol("edgecases_-_-", "edgecases", "/-_-", "0", "0", "/-_-", "app_data/edgecases/-_-"),
-		appVol("edgecases_"+long255, "edgecases", "/"+long255, "0", "0", "/"+long255, "app_data/edgecases/"+long255),
-		appVol("edgecases_x.4e7c60aece33cf78", "edgecases", "/"+long256, "0", "0", "/"+long256, "app_data/edgecases/"+long256),
-		appVol("edgecases_x.5df3820587ae295f", "edgecases", deep, "0", "0", deep, "app_data/edgecases"+deep),
+		appVol("edgecases_x.d8ba763934643835", "edgecases", "/shared/cache", "", "", "/shared/cache", "app_data/edgecases/shared/cache"),
+		appVol("edgecases_x.2b86eb1645de56a5", "edgecases", "/x/data", "", "", "/x/data", "app_data/edgecases/x/data"),
+		appVol("edgecases_x.580ef989dfb02c50", "edgecases", "/tree/cache", "", "", "/tree/cache", "app_data/edgecases/tree/cache"),
+		appVol("edgecases_x.d1e17096f68a93c0", "edgecases", "/config.d", "", "", "/config.d", "app_data/edgecases/config.d"),
+		appVol("edgecases_x.15e9cacd6c10143c", "edgecases", "/.hidden", "", "", "/.hidden", "app_data/edgecases/.hidden"),
+		appVol("edgecases_x.d7740be715c930f8", "edgecases", "/données", "", "", "/données", "app_data/edgecases/données"),
+		appVol("edgecases_user_data", "edgecases", "/user_data", "", "", "/user_data", "app_data/edgecases/user_data"),
+		appVol("edgecases_Data", "edgecases", "/Data", "", "", "/Data", "app_data/edgecases/Data"),
+		appVol("edgecases_data", "edgecases", "/data", "", "", "/data", "app_data/edgecases/data"),
+		appVol("edgecases_-_-", "edgecases", "/-_-", "", "", "/-_-", "app_data/edgecases/-_-"),
+		appVol("edgecases_"+long255, "edgecases", "/"+long255, "", "", "/"+long255, "app_data/edgecases/"+long255),
+		appVol("edgecases_x.4e7c60aece33cf78", "edgecases", "/"+long256, "", "", "/"+long256, "app_data/edgecases/"+long256),
+		appVol("edgecases_x.5df3820587ae295f", "edgecases", deep, "", "", deep, "app_data/edgecases"+deep),
 	}},
-	{"whoami.json", "whoami", nil},
 }
 
 type wantProblem struct {
@@ -171,6 +188,12 @@ var refusals = []struct {
 	file, app string
 	want      []wantProblem
 }{
+	{"bad-name.json", "home assistant", []wantProblem{
+		{-1, `app name "home assistant": want 1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit`},
+	}},
+	{"bad-version.json", "overleaf", []wantProblem{
+		{-1, `format "v": "5.0": want "1.0" to "4.0" (format 5.0 apps have no data_dirs`},
+	}},
 	{"bad-path.json", "uptime-kuma", []wantProblem{
 		{1, `path "/app/data/../../etc": want a path without "." or ".." components`},
 		{2, `path "": want a path below the app's directory`},
@@ -190,8 +213,8 @@ var refusals = []struct {
 		{3, "duplicate: path /data is also the path of data_dirs[0]"},
 	}},
 	{"bad-shared.json", "photoprism", []wantProblem{
-		{0, `shared_dir "photos": want one of documents, media, music`},
-		{1, `shared_dir "": want one of documents, media, music`},
+		{0, `shared_dir "photos": want one of documents, media, music, or a tree: app_data, service_data`},
+		{1, `shared_dir "": want one of documents, media, music, or a tree`},
 		{2, "uid 1000: a shared_dir entry takes no uid or gid"},
 		{4, `"shared_dir" is a number: want a string`},
 	}},
@@ -252,8 +275,8 @@ func TestFixtures(t *testing.T) {
 	for _, f := range fixtures {
 		t.Run(f.file, func(t *testing.T) {
 			data := readFixture(t, f.file)
-			if id, err := AppID(data); err != nil || id != f.app {
-				t.Errorf("AppID = %q, %v; want %q", id, err, f.app)
+			if name, err := AppName(data); err != nil || name != f.app {
+				t.Errorf("AppName = %q, %v; want %q", name, err, f.app)
 			}
 			vols, err := FromAppJSON(data, f.app, nil)
 			if err != nil {
@@ -279,11 +302,11 @@ func TestFixtures(t *testing.T) {
 				if fmt.Sprint(v.Options) != fmt.Sprint(w.opts) {
 					t.Errorf("[%d] Options = %v, want %v", i, v.Options, w.opts)
 				}
-				if (v.Shared != "") != (v.Form == FormShared) || v.Shared != w.opts["shared"] {
-					t.Errorf("[%d] Form %v, Shared %q; want shared %q", i, v.Form, v.Shared, w.opts["shared"])
+				if (v.Shared != "" || v.Tree != "") != (v.Form == FormShared) || v.Shared != w.opts["shared"] || v.Tree != w.opts["tree"] {
+					t.Errorf("[%d] Form %v, Shared %q, Tree %q; want shared %q, tree %q", i, v.Form, v.Shared, v.Tree, w.opts["shared"], w.opts["tree"])
 				}
-				if v.Form != FormShared && (fmt.Sprint(v.UID) != w.opts["uid"] || fmt.Sprint(v.GID) != w.opts["gid"]) {
-					t.Errorf("[%d] owner %d:%d, want %s:%s", i, v.UID, v.GID, w.opts["uid"], w.opts["gid"])
+				if _, owner := w.opts["uid"]; v.Owner != owner || (owner && (fmt.Sprint(v.UID) != w.opts["uid"] || fmt.Sprint(v.GID) != w.opts["gid"])) {
+					t.Errorf("[%d] owner %v %d:%d, want %s:%s", i, v.Owner, v.UID, v.GID, w.opts["uid"], w.opts["gid"])
 				}
 			}
 		})
@@ -299,6 +322,9 @@ func TestEntryAsWritten(t *testing.T) {
 	got := fmt.Sprintf("%v %q %d:%d | %v %q %d:%d | %v %q %q", vols[0].Form, vols[0].Path, vols[0].UID, vols[0].GID,
 		vols[1].Form, vols[1].Path, vols[1].UID, vols[1].GID, vols[2].Form, vols[2].Path, vols[2].Shared)
 	want := `string "/a/" 0:0 | object "b" 5:6 | shared "/m//" "media"`
+	if vols[0].Owner || !vols[1].Owner || vols[2].Owner {
+		t.Errorf("Owner %v %v %v, want false true false", vols[0].Owner, vols[1].Owner, vols[2].Owner)
+	}
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
@@ -323,7 +349,7 @@ func TestRefusals(t *testing.T) {
 				if p.Index != w.index || !strings.Contains(p.Reason, w.contains) {
 					t.Errorf("problem %d = %s\nwant data_dirs[%d]: ...%s...", i, p, w.index, w.contains)
 				}
-				if !strings.HasPrefix(p.String(), fmt.Sprintf("data_dirs[%d]: ", p.Index)) {
+				if p.Index >= 0 && !strings.HasPrefix(p.String(), fmt.Sprintf("data_dirs[%d]: ", p.Index)) {
 					t.Errorf("problem %d reads %q: want it to name its entry", i, p)
 				}
 			}
@@ -350,7 +376,7 @@ func TestVolumesParseWithSpec(t *testing.T) {
 			if s.Dir() != f.want[i].dir {
 				t.Errorf("%s[%d] %s: parses to %s, want %s", f.file, i, v.Name, s.Dir(), f.want[i].dir)
 			}
-			if s.Shared == "" && !strings.Contains(v.Target[1:], "/") && !strings.Contains(f.app, "_") &&
+			if v.isAppDir() && !strings.Contains(v.Target[1:], "/") && !strings.Contains(f.app, "_") &&
 				!strings.Contains(v.Name, ".") {
 				byName, err := p.Parse(v.Name, nil)
 				if err != nil || byName.Dir() != s.Dir() {
@@ -371,6 +397,8 @@ func TestNames(t *testing.T) {
 		{"a", "/x", "a_x"},
 		{"a", "/shared/media", "a_x.f2faca62367075e6"}, // would look like SharedName(a, media)
 		{"a", "/x/1", "a_x.e58085d4dd003293"},
+		{"a", "/tree", "a_tree"},
+		{"a", "/tree/app_data", "a_x.475ab3602bc444de"}, // would look like TreeName(a, app_data)
 		{"my_app", "/data", "my_app_data"},
 	} {
 		got, err := PathName(c.app, c.path)
@@ -381,6 +409,9 @@ func TestNames(t *testing.T) {
 	if got := SharedName("a", "media"); got != "a_shared.media" {
 		t.Errorf("SharedName = %q", got)
 	}
+	if got := TreeName("a", "app_data"); got != "a_tree.app_data" {
+		t.Errorf("TreeName = %q", got)
+	}
 	if _, err := PathName("a", "/../etc"); err == nil {
 		t.Error("PathName accepted ..")
 	}
@@ -390,7 +421,7 @@ func TestNames(t *testing.T) {
 // naming scheme: reserved words, ".", "_", "-", non-ASCII, spaces, and long
 // components.
 func genPath(r *rand.Rand) string {
-	atoms := []string{"a", "B", "0", "_", "-", ".", "x", "shared", "data", "é", " ", "media", "~", "'", ":"}
+	atoms := []string{"a", "B", "0", "_", "-", ".", "x", "shared", "tree", "app_data", "data", "é", " ", "media", "~", "'", ":"}
 	n := 1 + r.IntN(4)
 	comps := make([]string, n)
 	for i := range comps {
@@ -424,6 +455,9 @@ func TestNameProperties(t *testing.T) {
 		for _, sh := range []string{"documents", "media", "music", "a.b", "x"} {
 			seen[SharedName(app, sh)] = "shared:" + sh
 		}
+		for _, tr := range Trees {
+			seen[TreeName(app, tr)] = "tree:" + tr
+		}
 		for i := 0; i < 20000; i++ {
 			p := genPath(r)
 			folded, err := spec.FoldPath(p)
@@ -456,7 +490,7 @@ func TestNameProperties(t *testing.T) {
 
 func TestBadAppName(t *testing.T) {
 	data := readFixture(t, "gitea.json")
-	for _, app := range []string{"", "My App", "-gitea", "gitea.io", strings.Repeat("a", 65)} {
+	for _, app := range []string{"", "My App", "home assistant", "-gitea", "gitea.io", strings.Repeat("a", 65)} {
 		_, err := FromAppJSON(data, app, nil)
 		var ps Problems
 		if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Index != -1 || !strings.Contains(ps[0].Reason, fmt.Sprintf("app name %q", app)) {
@@ -478,6 +512,9 @@ func TestWholeFile(t *testing.T) {
 		{`{"data_dirs": "/data"}`, "data_dirs is not a list"},
 		{`{"data_dirs": {"path": "/data"}}`, "data_dirs is not a list"},
 		{`{"data_dirs": ["/a"]`, "app.json is not a JSON object"},
+		{`{"v": 4, "data_dirs": []}`, `"v" is a number: want a format version string`},
+		{`{"v": "5.0", "data_dirs": null}`, `format "v": "5.0": want "1.0" to "4.0"`},
+		{`{"v": "4", "data_dirs": []}`, `format "v": "4": want "1.0" to "4.0"`},
 	} {
 		_, err := FromAppJSON([]byte(c.data), "app", nil)
 		var ps Problems
@@ -485,7 +522,8 @@ func TestWholeFile(t *testing.T) {
 			t.Errorf("%q: %v; want %q", c.data, err, c.want)
 		}
 	}
-	for _, data := range []string{`{}`, `{"data_dirs": null}`, `{"data_dirs": []}`, `{"id": 5, "data_dirs": []}`} {
+	for _, data := range []string{`{}`, `{"data_dirs": null}`, `{"data_dirs": []}`, `{"id": 5, "data_dirs": []}`,
+		`{"v": null, "data_dirs": []}`, `{"v": "1.0"}`, `{"v": "3.1"}`, `{"v": "3.2"}`, `{"v": "4.0"}`} {
 		vols, err := FromAppJSON([]byte(data), "app", nil)
 		if err != nil || len(vols) != 0 {
 			t.Errorf("%s: %v, %v; want no volumes", data, vols, err)
@@ -493,17 +531,18 @@ func TestWholeFile(t *testing.T) {
 	}
 }
 
-func TestAppID(t *testing.T) {
-	for _, c := range []struct{ data, id, err string }{
-		{`{"id": "gitea"}`, "gitea", ""},
-		{`{"name": "Gitea"}`, "", ""},
-		{`{"id": null}`, "", ""},
-		{`{"id": 5}`, "", `"id" is not a string`},
+func TestAppName(t *testing.T) {
+	for _, c := range []struct{ data, name, err string }{
+		{`{"name": "gitea"}`, "gitea", ""},
+		{`{"name": "home assistant"}`, "home assistant", ""}, // judged by FromAppJSON
+		{`{"id": "gitea"}`, "", ""},
+		{`{"name": null}`, "", ""},
+		{`{"name": 5}`, "", `"name" is a number: want a string`},
 		{`[1]`, "", "not a JSON object"},
 	} {
-		id, err := AppID([]byte(c.data))
-		if id != c.id || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
-			t.Errorf("AppID(%s) = %q, %v; want %q, %q", c.data, id, err, c.id, c.err)
+		name, err := AppName([]byte(c.data))
+		if name != c.name || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("AppName(%s) = %q, %v; want %q, %q", c.data, name, err, c.name, c.err)
 		}
 	}
 }
@@ -512,7 +551,7 @@ func TestSharedNames(t *testing.T) {
 	data := []byte(`{"data_dirs": [{"path": "/photos", "shared_dir": "photos"}, {"path": "/m", "shared_dir": "media"}]}`)
 	vols, err := FromAppJSON(data, "app", []string{"photos"})
 	var ps Problems
-	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Index != 1 || !strings.Contains(ps[0].Reason, "want one of photos") {
+	if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Index != 1 || !strings.Contains(ps[0].Reason, "want one of photos, or a tree: app_data, service_data") {
 		t.Fatalf("%v, %v; want media refused, photos allowed", vols, err)
 	}
 	vols, err = FromAppJSON(data, "app", []string{"photos", "media"})
@@ -529,7 +568,7 @@ func TestSharedNames(t *testing.T) {
 
 // Unknown fields are ignored, in the file and in entries; null means absent.
 func TestUnknownFieldsAndNull(t *testing.T) {
-	data := []byte(`{"version": "9.9", "services": [{"x": 1}], "data_dirs": [
+	data := []byte(`{"v": "3.2", "services": [{"x": 1}], "data_dirs": [
 		{"path": "/a", "uid": null, "gid": 7, "comment": "kept"},
 		{"path": "/b", "shared_dir": null, "readonly": true}]}`)
 	vols, err := FromAppJSON(data, "app", nil)
@@ -550,6 +589,8 @@ func FuzzFromAppJSON(f *testing.F) {
 		`{"data_dirs": ["/a", "/a/b", {"path": "/c", "shared_dir": "media"}, {"path": "/c"}]}`,
 		`{"data_dirs": [{"path": "/x/1"}, {"path": "/shared/media"}, {"path": "/m", "shared_dir": "media"}]}`,
 		`{"data_dirs": [{"path": "/a", "uid": 1e2, "gid": "12"}, {"path": "\u0000"}, "\ud800"]}`,
+		`{"v": "4.0", "name": "fb", "data_dirs": ["/d", {"path": "/d/a", "shared_dir": "app_data"}, {"path": "/s", "shared_dir": "service_data", "uid": 1}]}`,
+		`{"v": "5.0"}`, `{"v": 2}`, `{"data_dirs": ["~/x/data", "/a/", {"path": "/b", "gid": 3}]}`,
 		`{"data_dirs": null}`, `[]`, ``,
 	} {
 		f.Add([]byte(s), "app")
@@ -599,7 +640,7 @@ func FuzzFromAppJSON(f *testing.F) {
 		// No app directory lies inside another.
 		appDirs := map[string]bool{}
 		for _, v := range vols {
-			if v.Shared == "" {
+			if v.isAppDir() {
 				appDirs[v.Dir] = true
 			}
 		}
@@ -611,4 +652,44 @@ func FuzzFromAppJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// goldenLines are the volumes of every accepted fixture, one line each:
+// file, name, directory and options (sorted).
+func goldenLines(t *testing.T) []string {
+	var lines []string
+	for _, f := range fixtures {
+		vols, err := FromAppJSON(readFixture(t, f.file), f.app, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", f.file, err)
+		}
+		for _, v := range vols {
+			var opts []string
+			for k, val := range v.Options {
+				opts = append(opts, k+"="+val)
+			}
+			slices.Sort(opts)
+			lines = append(lines, strings.Join([]string{f.file, v.Name, v.Dir, strings.Join(opts, " ")}, "\t"))
+		}
+	}
+	return lines
+}
+
+// Names are part of what an installed app is: once released, a volume's
+// name never changes. This holds them.
+func TestNamesGolden(t *testing.T) {
+	golden := filepath.Join("testdata", "names.golden")
+	got := strings.Join(goldenLines(t), "\n") + "\n"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("volume names changed; names of released volumes must stay.\ngot:\n%s\nwant (%s):\n%s", got, golden, want)
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portal/portal-volume/appjson"
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
@@ -317,66 +316,6 @@ var cases = []struct {
 			t.Errorf("after restart a new container reads %q", out)
 		}
 	}},
-	{"AppJSONInstall", func(t *testing.T, e *env) {
-		// Issue 7's path: the subcommand creates an app's volumes through
-		// the plugin's socket and prints the compose override; a container
-		// run with it writes into exactly the directories Portal's bind
-		// mounts used, with their owners.
-		for _, fixture := range []string{"paperless", "filebrowser"} {
-			t.Run(fixture, func(t *testing.T) {
-				file := filepath.Join(repoRoot, "appjson", "testdata", fixture+".json")
-				data, err := os.ReadFile(file)
-				if err != nil {
-					t.Fatal(err)
-				}
-				app, err := appjson.AppID(data)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, err := appjson.FromAppJSON(data, app, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var targets []string
-				for _, v := range want {
-					t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", v.Name) })
-					targets = append(targets, v.Target)
-				}
-				override, err := runCmd(binary, "appjson", "--create", "--format", "compose",
-					"--driver", driverName, "--socket", e.Socket(t), file)
-				if err != nil {
-					t.Fatalf("appjson --create: %v\n%s", err, override)
-				}
-				dir := t.TempDir()
-				base := "version: \"3.8\"\nservices:\n  " + app + ":\n    image: " + image +
-					"\n    network_mode: none\n    command: [\"sh\", \"-c\", \"for d in " + strings.Join(targets, " ") +
-					"; do echo " + fixture + " > $$d/e2e-written; done\"]\n"
-				// The override is written from the reply: stdout carries the
-				// compose file, the report lines go to stderr (merged here).
-				override = override[strings.Index(override, "# portal-volume volumes"):]
-				for name, text := range map[string]string{"base.yml": base, "override.yml": override} {
-					if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				out, err := runCmd("docker-compose", "-p", "e2e"+fixture, "-f", filepath.Join(dir, "base.yml"),
-					"-f", filepath.Join(dir, "override.yml"), "run", "--rm", app)
-				if err != nil {
-					t.Fatalf("docker-compose run: %v\n%s", err, out)
-				}
-				for _, v := range want {
-					if got := readFile(t, e.host(filepath.Join(v.Dir, "e2e-written"))); got != fixture+"\n" {
-						t.Errorf("%s (%s): file = %q", v.Dir, v.Name, got)
-					}
-					if v.Shared == "" {
-						wantOwner(t, e.host(v.Dir), v.UID, v.GID, 0o755)
-					} else {
-						t.Cleanup(func() { os.Remove(e.host(filepath.Join(v.Dir, "e2e-written"))) })
-					}
-				}
-			})
-		}
-	}},
 	{"DockerdRestartRestoresContainer", func(t *testing.T, e *env) {
 		if daemon == nil {
 			t.Skip("needs the suite's own engine (PORTAL_E2E_DOCKERD=private)")
@@ -445,55 +384,5 @@ var cases = []struct {
 		if out := e.run(t, "-v", "reinstall_data:/v", image, "cat", "/v/f"); out != "kept" {
 			t.Errorf("after reinstall the container reads %q", out)
 		}
-	}},
-	{"ComposeDriverOpts", func(t *testing.T, e *env) {
-		dir := t.TempDir()
-		compose := `version: "3.8"
-services:
-  app:
-    image: ` + image + `
-    user: "1000:1000"
-    command: sh -c 'echo composed > /data/out && echo img > /images/f'
-    volumes:
-      - data:/data
-      - images:/images
-volumes:
-  data:
-    driver: ` + driverName + `
-    driver_opts:
-      uid: "1000"
-      gid: "1000"
-  images:
-    driver: ` + driverName + `
-    driver_opts:
-      app: composeapp
-      path: /files/images/
-      uid: "1000"
-      gid: "1000"
-      on_remove: delete
-`
-		file := filepath.Join(dir, "docker-compose.yml")
-		if err := os.WriteFile(file, []byte(compose), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		dc := func(args ...string) (string, error) {
-			return runCmd("docker-compose", append([]string{"-p", "composeapp", "-f", file}, args...)...)
-		}
-		t.Cleanup(func() { _, _ = dc("down", "-v", "--remove-orphans") })
-		if out, err := dc("run", "--rm", "app"); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		if got := readFile(t, e.host("app_data/composeapp/data/out")); got != "composed\n" {
-			t.Errorf("data/out = %q", got)
-		}
-		wantOwner(t, e.host("app_data/composeapp/files/images/f"), 1000, 1000, 0o644)
-		if out, err := dc("down", "-v"); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		// down -v removes both volumes: data (keep) stays, images goes.
-		if got := readFile(t, e.host("app_data/composeapp/data/out")); got != "composed\n" {
-			t.Errorf("after down -v, data/out = %q", got)
-		}
-		wantGone(t, e.host("app_data/composeapp/files/images"))
 	}},
 }

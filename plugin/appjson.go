@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/portal/portal-volume/appjson"
-	"github.com/portal/portal-volume/driver/spec"
 )
 
 const appJSONUsage = `usage: portal-volume appjson [flags] FILE
@@ -34,7 +33,7 @@ flags:
 // defaultDriver is the name Docker knows the plugin by.
 const defaultDriver = "portal-volume"
 
-// runAppJSON is the appjson subcommand (issue 7). It returns the exit code:
+// runAppJSON is the appjson subcommand. It returns the exit code:
 // 0 done, 1 the app.json is refused or a create failed, 2 bad usage.
 func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portal-volume appjson", flag.ContinueOnError)
@@ -43,7 +42,7 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, appJSONUsage)
 		fs.PrintDefaults()
 	}
-	app := fs.String("app", "", `the app's name (default: the app.json's "id")`)
+	app := fs.String("app", "", `the app's name (default: the app.json's "name")`)
 	format := fs.String("format", "commands", "commands (docker volume create lines) or compose (a compose override file)")
 	create := fs.Bool("create", false, "create the volumes through the plugin's socket; then --format compose prints the compose file with the volumes external")
 	driver := fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin")
@@ -51,20 +50,12 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	shared := fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated")
 	service := fs.String("service", "", "with --format compose, the service that mounts the volumes (default: the app's name)")
 
-	// Flags may come before or after FILE.
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "portal-volume appjson: "+format+"\n", a...)
@@ -107,10 +98,10 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	var problems []string
 	name := *app
 	if name == "" {
-		if name, err = appjson.AppID(data); err != nil {
+		if name, err = appjson.AppName(data); err != nil {
 			problems = append(problems, err.Error())
 		} else if name == "" {
-			problems = append(problems, `no app name: give --app NAME, or an "id" in the app.json`)
+			problems = append(problems, `no app name: give --app NAME, or a "name" in the app.json`)
 		}
 	}
 	judged := name
@@ -147,7 +138,7 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	}
 	var failed []string
 	for _, v := range unique(vols) {
-		if err := createVolume(sockPath, v); err != nil {
+		if err := createVolume(sockPath, v.Name, v.Options); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", v.Name, err))
 			continue
 		}
@@ -160,6 +151,22 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 		writeCompose(stdout, *driver, name, *service, vols, true)
 	}
 	return 0
+}
+
+// parseInterleaved parses flags that may come before or after the
+// arguments, and returns the arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // unique drops later entries that name a volume already listed (entries
@@ -176,24 +183,11 @@ func unique(vols []appjson.Volume) []appjson.Volume {
 	return out
 }
 
-// optionKeys are the options in the order they are printed.
-var optionKeys = []string{spec.KeyApp, spec.KeyPath, spec.KeyShared, spec.KeyUID, spec.KeyGID}
-
-func orderedOptions(v appjson.Volume) [][2]string {
-	var kv [][2]string
-	for _, k := range optionKeys {
-		if val, ok := v.Options[k]; ok {
-			kv = append(kv, [2]string{k, val})
-		}
-	}
-	return kv
-}
-
 func writeCommands(w io.Writer, driver string, vols []appjson.Volume) {
 	for _, v := range unique(vols) {
 		var b strings.Builder
 		b.WriteString("docker volume create -d " + shellQuote(driver))
-		for _, kv := range orderedOptions(v) {
+		for _, kv := range appjson.OrderedOptions(v.Options) {
 			b.WriteString(" -o " + shellQuote(kv[0]+"="+kv[1]))
 		}
 		b.WriteString(" " + shellQuote(v.Name))
@@ -237,7 +231,7 @@ func writeCompose(w io.Writer, driver, app, service string, vols []appjson.Volum
 		}
 		fmt.Fprintf(w, "    driver: %s\n", q(driver))
 		fmt.Fprintln(w, "    driver_opts:")
-		for _, kv := range orderedOptions(v) {
+		for _, kv := range appjson.OrderedOptions(v.Options) {
 			fmt.Fprintf(w, "      %s: %s\n", kv[0], q(kv[1]))
 		}
 	}
@@ -261,12 +255,13 @@ func plural(n int, what string) string {
 // createTimeout bounds one Create call; Docker gives a plugin about as long.
 const createTimeout = 60 * time.Second
 
-// createVolume asks the plugin at sockPath to create v, as Docker would.
-func createVolume(sockPath string, v appjson.Volume) error {
+// createVolume asks the plugin at sockPath to create the volume name with
+// opts, as Docker would.
+func createVolume(sockPath, name string, opts map[string]string) error {
 	body, err := json.Marshal(struct {
 		Name string
 		Opts map[string]string
-	}{v.Name, v.Options})
+	}{name, opts})
 	if err != nil {
 		return err
 	}

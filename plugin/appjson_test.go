@@ -42,20 +42,20 @@ func TestAppJSONCommands(t *testing.T) {
 		want string
 	}{
 		{[]string{fixture("gitea.json")}, `docker volume create -d portal-volume -o app=gitea -o path=/data -o uid=1000 -o gid=1000 gitea_data
-docker volume create -d portal-volume -o app=gitea -o path=/backups -o uid=0 -o gid=0 gitea_backups
 `},
-		// Quoting; flags after FILE.
-		{[]string{fixture("calibre-web.json"), "--format", "commands"}, `docker volume create -d portal-volume -o app=calibre-web -o path=/config -o uid=1000 -o gid=1000 calibre-web_config
-docker volume create -d portal-volume -o app=calibre-web -o 'path=/books/Calibre Library' -o uid=1000 -o gid=1000 calibre-web_x.86c4b4e04f36505e
+		// Quoting; flags after FILE; a plain string entry has no owner.
+		{[]string{fixture("convos.json"), "--format", "commands"}, `docker volume create -d portal-volume -o app=convos -o 'path=/~/convos/data' convos_x.79a9b5a372095dbd
 `},
-		// One shared directory mounted twice is one volume; --app wins over "id".
-		{[]string{"--app", "jf", fixture("jellyfin.json")}, `docker volume create -d portal-volume -o app=jf -o path=/config -o uid=0 -o gid=0 jf_config
-docker volume create -d portal-volume -o app=jf -o path=/cache -o uid=0 -o gid=0 jf_cache
-docker volume create -d portal-volume -o app=jf -o shared=media jf_shared.media
-docker volume create -d portal-volume -o app=jf -o shared=music jf_shared.music
-docker volume create -d portal-volume -o app=jf -o path=/var/lib/jellyfin/.aspnet -o uid=0 -o gid=0 jf_x.283dbe8db18cd590
+		// --app wins over "name"; shared and tree volumes.
+		{[]string{"--app", "fb", fixture("filebrowser.json")}, `docker volume create -d portal-volume -o app=fb -o path=/data fb_data
+docker volume create -d portal-volume -o app=fb -o shared=documents fb_shared.documents
+docker volume create -d portal-volume -o app=fb -o shared=media fb_shared.media
+docker volume create -d portal-volume -o app=fb -o shared=music fb_shared.music
+docker volume create -d portal-volume -o tree=app_data fb_tree.app_data
+docker volume create -d portal-volume -o tree=service_data fb_tree.service_data
 `},
-		{[]string{fixture("whoami.json")}, ""},
+		{[]string{fixture("element.json")}, ""},
+		{[]string{fixture("drawio.json")}, ""},
 	} {
 		code, out, errOut := runAJ(c.args...)
 		if code != 0 || out != c.want || errOut != "" {
@@ -84,28 +84,19 @@ const filebrowserCompose = `# portal-volume volumes of app filebrowser, from its
 services:
   "filebrowser":
     volumes:
-      - "filebrowser_database:/database:nocopy"
       - "filebrowser_data:/data:nocopy"
       - "filebrowser_shared.documents:/data/documents:nocopy"
       - "filebrowser_shared.media:/data/media:nocopy"
       - "filebrowser_shared.music:/data/music:nocopy"
+      - "filebrowser_tree.app_data:/data/portal_core/app_data:nocopy"
+      - "filebrowser_tree.service_data:/data/portal_core/service_data:nocopy"
 volumes:
-  "filebrowser_database":
-    name: "filebrowser_database"
-    driver: "portal-volume"
-    driver_opts:
-      app: "filebrowser"
-      path: "/database"
-      uid: "1000"
-      gid: "1000"
   "filebrowser_data":
     name: "filebrowser_data"
     driver: "portal-volume"
     driver_opts:
       app: "filebrowser"
       path: "/data"
-      uid: "1000"
-      gid: "1000"
   "filebrowser_shared.documents":
     name: "filebrowser_shared.documents"
     driver: "portal-volume"
@@ -124,6 +115,16 @@ volumes:
     driver_opts:
       app: "filebrowser"
       shared: "music"
+  "filebrowser_tree.app_data":
+    name: "filebrowser_tree.app_data"
+    driver: "portal-volume"
+    driver_opts:
+      tree: "app_data"
+  "filebrowser_tree.service_data":
+    name: "filebrowser_tree.service_data"
+    driver: "portal-volume"
+    driver_opts:
+      tree: "service_data"
 `
 
 func TestAppJSONCompose(t *testing.T) {
@@ -134,7 +135,7 @@ func TestAppJSONCompose(t *testing.T) {
 
 	// A target with ":" takes the long syntax; --service names the service;
 	// a shared volume mounted twice is declared once.
-	p := writeFile(t, `{"id": "odd", "data_dirs": ["/a:b", {"path": "/m", "shared_dir": "media"}, {"path": "/n", "shared_dir": "media"}]}`)
+	p := writeFile(t, `{"name": "odd", "data_dirs": ["/a:b", {"path": "/m", "shared_dir": "media"}, {"path": "/n", "shared_dir": "media"}]}`)
 	want := `# portal-volume volumes of app odd, from its app.json data_dirs.
 # Use as an override file: docker-compose -f docker-compose.yml -f THIS_FILE up -d
 services:
@@ -154,8 +155,6 @@ volumes:
     driver_opts:
       app: "odd"
       path: "/a:b"
-      uid: "0"
-      gid: "0"
   "odd_shared.media":
     name: "odd_shared.media"
     driver: "portal-volume"
@@ -168,9 +167,9 @@ volumes:
 		t.Errorf("exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, out, want, errOut)
 	}
 
-	code, out, _ = runAJ("--format", "compose", fixture("whoami.json"))
-	if code != 0 || out != "# app whoami has no data_dirs: no volumes to mount.\n" {
-		t.Errorf("whoami: exit %d, %q", code, out)
+	code, out, _ = runAJ("--format", "compose", fixture("element.json"))
+	if code != 0 || out != "# app element has no data_dirs: no volumes to mount.\n" {
+		t.Errorf("element: exit %d, %q", code, out)
 	}
 }
 
@@ -184,10 +183,10 @@ func TestAppJSONRefused(t *testing.T) {
 	if code != 1 || out != "" || errOut != want {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant:\n%s", code, out, errOut, want)
 	}
-	for _, f := range []string{"bad-path.json", "bad-duplicate.json", "bad-shared.json", "bad-uid.json", "bad-entries.json"} {
+	for _, f := range []string{"bad-name.json", "bad-version.json", "bad-path.json", "bad-duplicate.json", "bad-shared.json", "bad-uid.json", "bad-entries.json"} {
 		for _, format := range []string{"commands", "compose"} {
 			code, out, errOut := runAJ("--format", format, fixture(f))
-			if code != 1 || out != "" || !strings.Contains(errOut, "problems; nothing was created") {
+			if code != 1 || out != "" || !strings.Contains(errOut, "; nothing was created") {
 				t.Errorf("%s --format %s: exit %d, stdout %q, stderr %q", f, format, code, out, errOut)
 			}
 		}
@@ -195,10 +194,10 @@ func TestAppJSONRefused(t *testing.T) {
 }
 
 func TestAppJSONAppName(t *testing.T) {
-	noID := writeFile(t, `{"name": "Thing", "data_dirs": ["/data", "/data/x"]}`)
+	noID := writeFile(t, `{"id": "thing", "data_dirs": ["/data", "/data/x"]}`)
 	code, out, errOut := runAJ(noID)
 	want := `: 2 problems; nothing was created
-  no app name: give --app NAME, or an "id" in the app.json
+  no app name: give --app NAME, or a "name" in the app.json
   data_dirs[1]: nested: path /data/x lies inside path /data of data_dirs[0]; volumes may not nest
 `
 	if code != 1 || out != "" || !strings.HasSuffix(errOut, want) {
@@ -209,8 +208,8 @@ func TestAppJSONAppName(t *testing.T) {
 		t.Errorf("--app: exit %d, %q", code, out)
 	}
 	for _, c := range []struct{ args []string }{
-		{[]string{writeFile(t, `{"id": "My App", "data_dirs": ["/data"]}`)}},
-		{[]string{writeFile(t, `{"id": 7, "data_dirs": ["/data"]}`)}},
+		{[]string{fixture("bad-name.json")}},
+		{[]string{writeFile(t, `{"name": 7, "data_dirs": ["/data"]}`)}},
 		{[]string{"--app", "a.b", fixture("gitea.json")}},
 	} {
 		code, out, errOut := runAJ(c.args...)
@@ -223,7 +222,7 @@ func TestAppJSONAppName(t *testing.T) {
 func TestAppJSONUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{},
-		{fixture("gitea.json"), fixture("paperless.json")},
+		{fixture("gitea.json"), fixture("paperless-ngx.json")},
 		{"--format", "yaml", fixture("gitea.json")},
 		{"--shared", "media,,music", fixture("gitea.json")},
 		{"--socket", "rel/ative.sock", fixture("gitea.json")},
@@ -244,7 +243,7 @@ func TestAppJSONUsage(t *testing.T) {
 	}
 	// --shared is what the plugin allows.
 	code, _, errOut = runAJ("--shared", "documents,music", fixture("filebrowser.json"))
-	if code != 1 || !strings.Contains(errOut, `data_dirs[3]: shared_dir "media": want one of documents, music`) {
+	if code != 1 || !strings.Contains(errOut, `data_dirs[2]: shared_dir "media": want one of documents, music`) {
 		t.Errorf("--shared: exit %d, %q", code, errOut)
 	}
 }
@@ -288,22 +287,24 @@ func TestAppJSONCreate(t *testing.T) {
 	}
 	root, sock := servePlugin(t)
 	code, out, errOut := runAJ("--create", "--socket", sock, fixture("filebrowser.json"))
-	want := `created filebrowser_database (app_data/filebrowser/database)
-created filebrowser_data (app_data/filebrowser/data)
+	want := `created filebrowser_data (app_data/filebrowser/data)
 created filebrowser_shared.documents (shared/documents)
 created filebrowser_shared.media (shared/media)
 created filebrowser_shared.music (shared/music)
+created filebrowser_tree.app_data (app_data)
+created filebrowser_tree.service_data (service_data)
 `
 	if code != 0 || out != want || errOut != "" {
 		t.Fatalf("exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", code, out, want, errOut)
 	}
 	// The directories are where Portal's bind mounts were, owned as asked.
 	for dir, owner := range map[string][2]uint32{
-		"app_data/filebrowser/database": {1000, 1000},
-		"app_data/filebrowser/data":     {1000, 1000},
-		"shared/documents":              {0, 0},
-		"shared/media":                  {0, 0},
-		"shared/music":                  {0, 0},
+		"app_data/filebrowser/data": {0, 0},
+		"app_data":                  {0, 0},
+		"service_data":              {0, 0},
+		"shared/documents":          {0, 0},
+		"shared/media":              {0, 0},
+		"shared/music":              {0, 0},
 	} {
 		fi, err := os.Lstat(filepath.Join(root, dir))
 		if err != nil || !fi.IsDir() {
@@ -325,7 +326,7 @@ created filebrowser_shared.music (shared/music)
 	}
 
 	// The plugin's refusal is reported, by volume; the others are created.
-	other := writeFile(t, `{"id": "filebrowser", "data_dirs": [{"path": "/data", "uid": 33, "gid": 33}, "/config"]}`)
+	other := writeFile(t, `{"name": "filebrowser", "data_dirs": [{"path": "/data", "uid": 33, "gid": 33}, "/config"]}`)
 	code, out, errOut = runAJ("--create", "--socket", sock, other)
 	if code != 1 || out != "created filebrowser_config (app_data/filebrowser/config)\n" ||
 		!strings.Contains(errOut, "1 volume not created\n  filebrowser_data: ") {
@@ -342,7 +343,7 @@ created filebrowser_shared.music (shared/music)
 func TestAppJSONCreateNoPlugin(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	code, out, errOut := runAJ("--create", "--socket", sock, fixture("gitea.json"))
-	if code != 1 || out != "" || !strings.Contains(errOut, "2 volumes not created") ||
+	if code != 1 || out != "" || !strings.Contains(errOut, "1 volume not created") ||
 		!strings.Contains(errOut, "gitea_data: plugin socket "+sock+": dial unix") {
 		t.Errorf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
@@ -383,7 +384,7 @@ func (f *fakeDriver) Capabilities() *volume.CapabilitiesResponse {
 // The requests are what Docker sends: the name and the options, once per
 // volume; a refusal is reported by name and the rest still go through.
 func TestAppJSONCreateRequests(t *testing.T) {
-	f := &fakeDriver{refuse: map[string]string{"jellyfin_cache": "directory app_data/jellyfin/cache already belongs to volume \"old\""}}
+	f := &fakeDriver{refuse: map[string]string{"myapp_more_data": "directory app_data/myapp/more_data already belongs to volume \"old\""}}
 	sock := filepath.Join(t.TempDir(), "fake.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -393,11 +394,11 @@ func TestAppJSONCreateRequests(t *testing.T) {
 	go func() { defer close(done); _ = volume.NewHandler(f).Serve(l) }()
 	defer func() { l.Close(); <-done }()
 
-	code, out, errOut := runAJ("--create", "--socket", sock, fixture("jellyfin.json"))
-	wantErr := `portal-volume appjson: ../appjson/testdata/jellyfin.json: 1 volume not created
-  jellyfin_cache: directory app_data/jellyfin/cache already belongs to volume "old"
+	code, out, errOut := runAJ("--create", "--socket", sock, fixture("myapp.json"))
+	wantErr := `portal-volume appjson: ../appjson/testdata/myapp.json: 1 volume not created
+  myapp_more_data: directory app_data/myapp/more_data already belongs to volume "old"
 `
-	if code != 1 || errOut != wantErr || strings.Count(out, "created ") != 4 {
+	if code != 1 || errOut != wantErr || strings.Count(out, "created ") != 2 {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant:\n%s", code, out, errOut, wantErr)
 	}
 	var got []string
@@ -405,11 +406,9 @@ func TestAppJSONCreateRequests(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %v", r.Name, r.Options))
 	}
 	want := []string{
-		"jellyfin_config map[app:jellyfin gid:0 path:/config uid:0]",
-		"jellyfin_cache map[app:jellyfin gid:0 path:/cache uid:0]",
-		"jellyfin_shared.media map[app:jellyfin shared:media]",
-		"jellyfin_shared.music map[app:jellyfin shared:music]",
-		"jellyfin_x.283dbe8db18cd590 map[app:jellyfin gid:0 path:/var/lib/jellyfin/.aspnet uid:0]",
+		"myapp_user_data map[app:myapp path:/user_data]",
+		"myapp_more_data map[app:myapp gid:1000 path:/more_data uid:1000]",
+		"myapp_shared.media map[app:myapp shared:media]",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -3,7 +3,9 @@
 # a bounded run of every fuzz target, and the end-to-end suite in legacy and
 # managed mode against a Docker engine of its own.
 #
-# Needs root, Go, and Debian's docker.io, docker-compose and busybox-static.
+# Needs root and Go; scripts/deps.sh installs the rest when it is missing
+# (Debian's docker.io, docker-compose v1, busybox-static, ...; Compose v2
+# built from the Go module proxy), so that both compose clients are tested.
 # Settings (environment):
 #   FUZZTIME=10s            how long each fuzz target runs (0 skips fuzzing)
 #   PORTAL_E2E_MODES=legacy,managed
@@ -16,6 +18,9 @@ fuzztime=${FUZZTIME:-10s}
 dockerd_mode=${PORTAL_E2E_DOCKERD:-private}
 
 step() { printf '\n== %s\n' "$*"; }
+
+step dependencies
+scripts/deps.sh
 
 step gofmt
 unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/portal/portal-volume/appjson"
+	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/migrate"
+)
+
+const migrateUsage = `usage: portal-volume migrate [flags] COMPOSE_FILE
+
+Reads COMPOSE_FILE (a rendered Portal docker-compose.yml, or the one file
+Portal's old core generated for all apps) and prints on stdout a compose
+override that replaces every bind mount of a directory under the root with
+a portal-volume volume on the same directory, adopted as it is. Bind mounts
+it cannot replace stay as they are and are listed on stderr, with the
+reason. Then: docker compose -f COMPOSE_FILE -f OVERRIDE up -d
+
+--root must be the plugin's own --root: today's Portal hosts keep their tree
+in /home/shard/user_data, older ones (and the plugin's default) in
+/home/portal/user_data.
+
+flags:
+`
+
+// migrateDefaultRoot is the daemon's default --root: a migrated file must
+// name the directories the plugin serves.
+const migrateDefaultRoot = "/home/portal/user_data"
+
+// runMigrate is the migrate subcommand. It returns the exit code: 0 the
+// override is written, 1 the file is refused or a create failed, 2 bad
+// usage.
+func runMigrate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("portal-volume migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, migrateUsage)
+		fs.PrintDefaults()
+	}
+	root := fs.String("root", migrateDefaultRoot, "the Portal tree, as the plugin's --root")
+	shared := fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated")
+	project := fs.String("project", "", "the compose project, prefix of shared and tree volume names (default: the compose file's directory name, as compose takes it)")
+	create := fs.Bool("create", false, "create the volumes through the plugin's socket; the override then names them external")
+	driver := fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin")
+	socket := fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)")
+
+	files, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "portal-volume migrate: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run portal-volume migrate -h for help")
+		return 2
+	}
+	if len(files) != 1 {
+		return usage("want exactly one COMPOSE_FILE, got %d", len(files))
+	}
+	if !filepath.IsAbs(*root) {
+		return usage("--root %q: want an absolute path", *root)
+	}
+	sharedNames, err := parseShared(*shared)
+	if err != nil {
+		return usage("%v", err)
+	}
+	if *socket == "" {
+		*socket = *driver
+	}
+	sockPath, err := parseSocket(*socket)
+	if err != nil {
+		return usage("%v", err)
+	}
+	file := files[0]
+	fail := func(msg string, lines ...string) int {
+		fmt.Fprintf(stderr, "portal-volume migrate: %s: %s\n", file, msg)
+		for _, l := range lines {
+			fmt.Fprintln(stderr, "  "+l)
+		}
+		return 1
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return fail(err.Error())
+	}
+	if *project == "" {
+		*project = migrate.Project(filepath.Dir(abs))
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fail(err.Error() + "; nothing was created")
+	}
+	f, err := migrate.Read(data)
+	if err != nil {
+		return fail(err.Error() + "; nothing was created")
+	}
+	home, _ := os.UserHomeDir()
+	plan, err := migrate.MakePlan(f, migrate.Config{Root: *root, SharedNames: sharedNames, Project: *project, Dir: filepath.Dir(abs), Home: home})
+	if err != nil {
+		return fail(err.Error()+"; nothing was created", "give --project NAME")
+	}
+	for _, k := range plan.Kept {
+		fmt.Fprintf(stderr, "kept %s\n", k)
+	}
+	if len(plan.Replaced) == 0 && len(plan.Kept) > 0 && *root == migrateDefaultRoot {
+		fmt.Fprintf(stderr, "no bind mount under the root %s: is the tree elsewhere (today's hosts: --root /home/shard/user_data, the plugin's --root too)?\n", *root)
+	}
+	for _, r := range plan.Replaced {
+		fmt.Fprintf(stderr, "replaced %s with volume %s (%s)\n", r.Mount, r.Volume.Name, adoption(r.Volume))
+	}
+	if *create {
+		var failed []string
+		for _, v := range plan.Volumes {
+			if err := createVolume(sockPath, v.Name, v.Options); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", v.Name, err))
+				continue
+			}
+			fmt.Fprintf(stderr, "created %s (%s)\n", v.Name, v.Dir)
+		}
+		if len(failed) > 0 {
+			return fail(plural(len(failed), "volume")+" not created; no override written", failed...)
+		}
+	}
+	plan.Override(stdout, filepath.Base(file), *driver, *create)
+	return 0
+}
+
+// adoption says what happens to a volume's directory.
+func adoption(v *migrate.Volume) string {
+	if !v.Exists {
+		return v.Dir + ", missing: made at create"
+	}
+	if _, ok := v.Options[spec.KeyMode]; ok {
+		return fmt.Sprintf("%s, adopted with owner %d:%d mode %04o", v.Dir, v.UID, v.GID, v.Mode)
+	}
+	return v.Dir + ", adopted as it is"
+}
