@@ -2,42 +2,19 @@ package driver
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/volume"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
-// holdMount bind-mounts dir in a child of its own mount namespace, as
-// Docker does for a container, until the test ends or release is called.
+// holdMount bind-mounts dir as a container's mount would, until the test
+// ends or release is called.
 func holdMount(t *testing.T, dir string) (release func()) {
-	t.Helper()
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare (util-linux)")
-	}
-	target := t.TempDir()
-	child := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" "$2" && echo ready && read _`, "sh", dir, target)
-	stdin, err := child.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	release = func() { stdin.Close(); _ = child.Wait() }
-	t.Cleanup(release)
-	buf := make([]byte, 6)
-	if _, err := out.Read(buf); err != nil || string(buf) != "ready\n" {
-		t.Fatalf("the child did not mount %s: %q %v", dir, buf, err)
-	}
-	return release
+	return testutil.HoldBindMount(t, dir, t.TempDir())
 }
 
 func engineStarted(t *testing.T, d *Driver) {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 const fixture = `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -117,25 +119,7 @@ func TestMountedForReal(t *testing.T) {
 
 	// The child bind-mounts a directory below the volume, as a container
 	// given a subdirectory would, and holds it until its stdin closes.
-	child := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" "$2" && echo ready && read _`, "sh", filepath.Join(vol, "sub"), target)
-	stdin, err := child.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); _ = child.Wait() })
-	buf := make([]byte, 6)
-	if _, err := out.Read(buf); err != nil || string(buf) != "ready\n" {
-		t.Fatalf("the child did not mount: %q %v", buf, err)
-	}
+	release := testutil.HoldBindMount(t, filepath.Join(vol, "sub"), target)
 	// Not in this namespace: only in the child's.
 	if ms, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(ms), target) {
 		t.Fatal("the bind mount leaked into the test's namespace")
@@ -143,8 +127,7 @@ func TestMountedForReal(t *testing.T) {
 	wantMounted(at, true)
 	wantMounted(otherAt, false) // a sibling whose name has the volume's as prefix
 
-	stdin.Close()
-	_ = child.Wait()
+	release()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got, _, err := Mounted("/proc", at)
@@ -201,24 +184,7 @@ func TestMountedUnprivileged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" "$2" && echo ready && read _`, "sh", vol, target)
-	stdin, err := holder.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := holder.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); _ = holder.Wait() })
-	buf := make([]byte, 6)
-	if _, err := out.Read(buf); err != nil || string(buf) != "ready\n" {
-		t.Fatalf("the holder did not mount: %q %v", buf, err)
-	}
+	testutil.HoldBindMount(t, vol, target)
 	// nobody must be able to run the test binary: a copy in a directory
 	// it may enter.
 	dir := t.TempDir()

@@ -6,9 +6,11 @@ package testutil
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -126,4 +128,38 @@ func Write(t testing.TB, p, data string) {
 	if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// HoldBindMount bind-mounts src on target in a child of a mount namespace
+// of its own, as Docker does for a container, and holds it until release
+// is called or the test ends. It skips the test without unshare
+// (util-linux).
+func HoldBindMount(t testing.TB, src, target string) (release func()) {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare (util-linux)")
+	}
+	child := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && echo ready && read _`, "sh", src, target)
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { stdin.Close(); _ = child.Wait() }) }
+	t.Cleanup(release)
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "ready\n" {
+		release()
+		t.Fatalf("the child did not bind-mount %s: %q %v", src, buf, err)
+	}
+	return release
 }
