@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -44,10 +43,8 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	}
 	app := fs.String("app", "", `the app's name (default: the app.json's "name")`)
 	format := fs.String("format", "commands", "commands (docker volume create lines) or compose (a compose override file)")
-	create := fs.Bool("create", false, "create the volumes through the plugin's socket; then --format compose prints the compose file with the volumes external")
-	driver := fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin")
-	socket := fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)")
-	shared := fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated")
+	in := installerFlags(fs, "appjson", "then --format compose prints the compose file with the volumes external", stderr)
+	create, driver := in.create, in.driver
 	service := fs.String("service", "", "with --format compose, the service that mounts the volumes (default: the app's name)")
 
 	files, err := parseInterleaved(fs, args)
@@ -57,42 +54,19 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "portal-volume appjson: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run portal-volume appjson -h for help")
-		return 2
-	}
 	if len(files) != 1 {
-		return usage("want exactly one app.json FILE, got %d", len(files))
+		return in.usage("want exactly one app.json FILE, got %d", len(files))
 	}
 	if *format != "commands" && *format != "compose" {
-		return usage("--format %q: want commands or compose", *format)
+		return in.usage("--format %q: want commands or compose", *format)
 	}
-	sharedNames, err := parseShared(*shared)
+	sharedNames, sockPath, err := in.resolve()
 	if err != nil {
-		return usage("%v", err)
+		return in.usage("%v", err)
 	}
-	if *socket == "" {
-		*socket = *driver
-	}
-	sockPath, err := parseSocket(*socket)
+	fail := func(msg string, problems ...string) int { return in.fail(files[0], msg, problems...) }
+	data, err := readFile(files[0])
 	if err != nil {
-		return usage("%v", err)
-	}
-
-	fail := func(msg string, problems ...string) int {
-		fmt.Fprintf(stderr, "portal-volume appjson: %s: %s\n", files[0], msg)
-		for _, p := range problems {
-			fmt.Fprintln(stderr, "  "+p)
-		}
-		return 1
-	}
-	data, err := os.ReadFile(files[0])
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return fail(err.Error())
 	}
 	var problems []string

@@ -7,9 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/portal/portal-volume/appjson"
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/migrate"
 )
@@ -45,11 +43,9 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	root := fs.String("root", migrateDefaultRoot, "the Portal tree, as the plugin's --root")
-	shared := fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated")
 	project := fs.String("project", "", "the compose project, prefix of shared and tree volume names (default: the compose file's directory name, as compose takes it)")
-	create := fs.Bool("create", false, "create the volumes through the plugin's socket; the override then names them external")
-	driver := fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin")
-	socket := fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)")
+	in := installerFlags(fs, "migrate", "the override then names them external", stderr)
+	create, driver := in.create, in.driver
 
 	files, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -58,36 +54,18 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "portal-volume migrate: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run portal-volume migrate -h for help")
-		return 2
-	}
 	if len(files) != 1 {
-		return usage("want exactly one COMPOSE_FILE, got %d", len(files))
+		return in.usage("want exactly one COMPOSE_FILE, got %d", len(files))
 	}
 	if !filepath.IsAbs(*root) {
-		return usage("--root %q: want an absolute path", *root)
+		return in.usage("--root %q: want an absolute path", *root)
 	}
-	sharedNames, err := parseShared(*shared)
+	sharedNames, sockPath, err := in.resolve()
 	if err != nil {
-		return usage("%v", err)
-	}
-	if *socket == "" {
-		*socket = *driver
-	}
-	sockPath, err := parseSocket(*socket)
-	if err != nil {
-		return usage("%v", err)
+		return in.usage("%v", err)
 	}
 	file := files[0]
-	fail := func(msg string, lines ...string) int {
-		fmt.Fprintf(stderr, "portal-volume migrate: %s: %s\n", file, msg)
-		for _, l := range lines {
-			fmt.Fprintln(stderr, "  "+l)
-		}
-		return 1
-	}
+	fail := func(msg string, lines ...string) int { return in.fail(file, msg, lines...) }
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return fail(err.Error())
@@ -95,12 +73,8 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	if *project == "" {
 		*project = migrate.Project(filepath.Dir(abs))
 	}
-	data, err := os.ReadFile(file)
+	data, err := readFile(file)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		return fail(err.Error() + "; nothing was created")
 	}
 	f, err := migrate.Read(data)

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/portal/portal-volume/appjson"
+)
+
+// installer is what the appjson and migrate subcommands share: the flags
+// that say which plugin the volumes are for and how to reach it, and the
+// way they report.
+type installer struct {
+	cmd    string // "appjson" or "migrate"
+	stderr io.Writer
+	create *bool
+	driver *string
+	socket *string
+	shared *string
+}
+
+// installerFlags adds the shared flags to fs; createHelp says what
+// --create does to the subcommand's output.
+func installerFlags(fs *flag.FlagSet, cmd, createHelp string, stderr io.Writer) *installer {
+	return &installer{
+		cmd:    cmd,
+		stderr: stderr,
+		create: fs.Bool("create", false, "create the volumes through the plugin's socket; "+createHelp),
+		driver: fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin"),
+		socket: fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)"),
+		shared: fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated"),
+	}
+}
+
+// resolve checks the shared flags: the allowed shared names, and the
+// socket's path.
+func (in *installer) resolve() (sharedNames []string, sockPath string, err error) {
+	if sharedNames, err = parseShared(*in.shared); err != nil {
+		return nil, "", err
+	}
+	socket := *in.socket
+	if socket == "" {
+		socket = *in.driver
+	}
+	sockPath, err = parseSocket(socket)
+	return sharedNames, sockPath, err
+}
+
+// usage reports bad usage; it returns the exit code 2.
+func (in *installer) usage(format string, a ...any) int {
+	fmt.Fprintf(in.stderr, "portal-volume %s: "+format+"\n", append([]any{in.cmd}, a...)...)
+	fmt.Fprintf(in.stderr, "run portal-volume %s -h for help\n", in.cmd)
+	return 2
+}
+
+// fail reports what is wrong with file, one line each; it returns the exit
+// code 1.
+func (in *installer) fail(file, msg string, lines ...string) int {
+	fmt.Fprintf(in.stderr, "portal-volume %s: %s: %s\n", in.cmd, file, msg)
+	for _, l := range lines {
+		fmt.Fprintln(in.stderr, "  "+l)
+	}
+	return 1
+}
+
+// readFile reads the subcommand's input, with an error that says only
+// what went wrong (the caller names the file).
+func readFile(file string) ([]byte, error) {
+	data, err := os.ReadFile(file)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return data, err
+}
