@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -35,24 +34,16 @@ const defaultDriver = "portal-volume"
 // runAppJSON is the appjson subcommand. It returns the exit code:
 // 0 done, 1 the app.json is refused or a create failed, 2 bad usage.
 func runAppJSON(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("portal-volume appjson", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, appJSONUsage)
-		fs.PrintDefaults()
-	}
+	fs := newSubcommand("appjson", appJSONUsage, stderr)
 	app := fs.String("app", "", `the app's name (default: the app.json's "name")`)
 	format := fs.String("format", "commands", "commands (docker volume create lines) or compose (a compose override file)")
 	in := installerFlags(fs, "appjson", "then --format compose prints the compose file with the volumes external", stderr)
 	create, driver := in.create, in.driver
 	service := fs.String("service", "", "with --format compose, the service that mounts the volumes (default: the app's name)")
 
-	files, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	files, code, done := parseArgs(fs, args)
+	if done {
+		return code
 	}
 	if len(files) != 1 {
 		return in.usage("want exactly one app.json FILE, got %d", len(files))
@@ -125,22 +116,6 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 		writeCompose(stdout, *driver, name, *service, vols, true)
 	}
 	return 0
-}
-
-// parseInterleaved parses flags that may come before or after the
-// arguments, and returns the arguments.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return rest, nil
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 // unique drops later entries that name a volume already listed (entries

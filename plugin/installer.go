@@ -23,6 +23,32 @@ type installer struct {
 	shared *string
 }
 
+// newSubcommand is the flag set of the subcommand cmd, whose -h prints
+// usage and then the flags.
+func newSubcommand(cmd, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("portal-volume "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses flags and file names in any order. When there is
+// nothing more to do (-h, or a bad flag, already reported by fs) done is
+// set, with the exit code.
+func parseArgs(fs *flag.FlagSet, args []string) (files []string, code int, done bool) {
+	files, err := parseInterleaved(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return nil, 0, true
+	case err != nil:
+		return nil, 2, true
+	}
+	return files, 0, false
+}
+
 // installerFlags adds the shared flags to fs; createHelp says what
 // --create does to the subcommand's output.
 func installerFlags(fs *flag.FlagSet, cmd, createHelp string, stderr io.Writer) *installer {
@@ -76,4 +102,20 @@ func readFile(file string) ([]byte, error) {
 		err = pe.Err
 	}
 	return data, err
+}
+
+// parseInterleaved parses flags that may come before or after the
+// arguments, and returns the arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -36,23 +34,15 @@ const migrateDefaultRoot = "/home/portal/user_data"
 // override is written, 1 the file is refused or a create failed, 2 bad
 // usage.
 func runMigrate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("portal-volume migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, migrateUsage)
-		fs.PrintDefaults()
-	}
+	fs := newSubcommand("migrate", migrateUsage, stderr)
 	root := fs.String("root", migrateDefaultRoot, "the Portal tree, as the plugin's --root")
 	project := fs.String("project", "", "the compose project, prefix of shared and tree volume names (default: the compose file's directory name, as compose takes it)")
 	in := installerFlags(fs, "migrate", "the override then names them external", stderr)
 	create, driver := in.create, in.driver
 
-	files, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		return 2
+	files, code, done := parseArgs(fs, args)
+	if done {
+		return code
 	}
 	if len(files) != 1 {
 		return in.usage("want exactly one COMPOSE_FILE, got %d", len(files))
