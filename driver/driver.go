@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/volume"
@@ -62,8 +63,9 @@ type Driver struct {
 	parser   spec.Parser
 	proc     string
 	log      logrus.FieldLogger
-	views    *view.Manager // nil when no views are made
-	shared   *view.Owner   // the owner of shared directories it makes, nil: root
+	listed   atomic.Pointer[listAnswer] // List's last answer
+	views    *view.Manager              // nil when no views are made
+	shared   *view.Owner                // the owner of shared directories it makes, nil: root
 	index
 }
 
@@ -230,6 +232,9 @@ func (d *Driver) settle(v *entry, keep bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if keep {
+		if v.state == creating {
+			d.changes++ // List shows it from now on
+		}
 		v.state = ready
 	} else {
 		d.drop(v)
@@ -413,9 +418,14 @@ func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
 }
 
 // List answers from memory with names and mountpoints; Get has the rest.
+// The answer is built once per change of the volumes and then shared by
+// every List until the next change (it is only read, to be encoded).
 func (d *Driver) List() (*volume.ListResponse, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
+	if c := d.listed.Load(); c != nil && c.changes == d.changes {
+		return c.list, nil
+	}
 	vols := make([]*volume.Volume, 0, len(d.byName))
 	all := make([]volume.Volume, len(d.byName))
 	i := 0
@@ -427,7 +437,16 @@ func (d *Driver) List() (*volume.ListResponse, error) {
 		vols = append(vols, &all[i])
 		i++
 	}
-	return &volume.ListResponse{Volumes: vols}, nil
+	list := &volume.ListResponse{Volumes: vols}
+	// Readers race to store an answer for the same changes: any one will do.
+	d.listed.Store(&listAnswer{changes: d.changes, list: list})
+	return list, nil
+}
+
+// listAnswer is an answer of List, and the changes count it was built at.
+type listAnswer struct {
+	changes uint64
+	list    *volume.ListResponse
 }
 
 // Path answers from memory.

@@ -48,9 +48,10 @@ func makeEntry(t *tree.Tree, v state.Volume) entry {
 // index finds volumes by name and app directories by path, so that the
 // one-name and no-nesting rules cost O(path depth), not O(volumes).
 type index struct {
-	byName map[string]*entry
-	byDir  map[string]*entry // app volumes only: shared and tree volumes may share, anonymous ones cannot nest
-	above  map[string]int    // every proper parent of an app volume's directory -> how many
+	byName  map[string]*entry
+	byDir   map[string]*entry // app volumes only: shared and tree volumes may share, anonymous ones cannot nest
+	above   map[string]int    // every proper parent of an app volume's directory -> how many
+	changes uint64            // counts changes to what List shows
 }
 
 func newIndex(n int) index {
@@ -62,6 +63,7 @@ func newIndex(n int) index {
 }
 
 func (x *index) add(v *entry) {
+	x.changes++
 	x.byName[v.Name] = v
 	if v.Spec.Kind() != spec.KindApp {
 		return
@@ -73,6 +75,7 @@ func (x *index) add(v *entry) {
 }
 
 func (x *index) drop(v *entry) {
+	x.changes++
 	delete(x.byName, v.Name)
 	if v.Spec.Kind() != spec.KindApp {
 		return

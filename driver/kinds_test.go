@@ -154,3 +154,32 @@ func TestFormat0Volume(t *testing.T) {
 	wantDir(t, dir, 0o755, 0, 0)
 	createErr(t, d, "gitea_data", map[string]string{"uid": "1"}, "other options")
 }
+
+// TestListFollowsChanges: List's answer, built once per change, shows
+// every Create and Remove at once, and an answer handed out is never
+// changed afterwards (Docker may still be encoding it).
+func TestListFollowsChanges(t *testing.T) {
+	d, _, _ := setup(t)
+	create(t, d, "a_data", nil)
+	first, err := d.List()
+	if err != nil || len(first.Volumes) != 1 {
+		t.Fatalf("List: %+v, %v", first, err)
+	}
+	again, _ := d.List()
+	if again != first {
+		t.Error("an unchanged List was built again")
+	}
+	create(t, d, "b_data", nil)
+	if got := listing(t, d); len(got) != 2 || got["b_data"] == "" {
+		t.Fatalf("after a create: %v", got)
+	}
+	if err := d.Remove(&volume.RemoveRequest{Name: "a_data"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listing(t, d); len(got) != 1 || got["a_data"] != "" {
+		t.Fatalf("after a remove: %v", got)
+	}
+	if len(first.Volumes) != 1 || first.Volumes[0].Name != "a_data" {
+		t.Fatalf("an answer handed out changed: %+v", first.Volumes)
+	}
+}
