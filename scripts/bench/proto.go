@@ -42,12 +42,6 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// side is one thing measured: a server, or the disk floor.
-type side struct {
-	name string
-	srv  *server // nil for the disk floor
-}
-
 // callFn makes call k (its index in the batch) and returns how long the
 // part that counts took.
 type callFn func(s *server, k int, buf *bytes.Buffer) (time.Duration, error)
