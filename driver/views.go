@@ -17,18 +17,23 @@ import (
 // file then belongs to the directory's owner); no container may run such a
 // file from a volume of this plugin.
 func (d *Driver) viewKind(s spec.Spec) view.Kind {
-	k := view.Kind{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
+	k := askedView(s)
 	if (s.Kind() == spec.KindShared || s.Kind() == spec.KindTree) && d.views != nil && d.views.Available() == nil {
 		k.NoSuid = true
 	}
 	return k
 }
 
+// askedView is the view the volume's options ask for (zero Kind: none).
+func askedView(s spec.Spec) view.Kind {
+	return view.Kind{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
+}
+
 // checkView refuses a volume that needs a view when none can be made of its
 // directory dir: views unavailable, a file system without idmapped
 // mounts, or a root-owned directory for an id-mapped one.
 func (d *Driver) checkView(dir string, s spec.Spec) error {
-	k := view.Kind{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
+	k := askedView(s)
 	if !k.Any() {
 		return nil
 	}

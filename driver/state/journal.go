@@ -300,13 +300,25 @@ func (j *journal) rotate() {
 	}
 	j.f.Close()
 	j.f, j.size, j.lines = f, 0, 0
+	j.checkpointInBackground(old)
+}
+
+// checkpointInBackground checkpoints the journal at path off the caller's
+// path; close waits for it.
+func (j *journal) checkpointInBackground(path string) {
 	j.busy.Add(1)
 	go func() {
 		defer j.busy.Done()
-		if err := j.checkpointFile(old); err != nil {
-			j.log.WithError(err).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
-		}
+		j.checkpointOrWarn(path)
 	}()
+}
+
+// checkpointOrWarn checkpoints the journal at path; a failure is logged,
+// and the journal kept for the next start to apply.
+func (j *journal) checkpointOrWarn(path string) {
+	if err := j.checkpointFile(path); err != nil {
+		j.log.WithError(err).WithField("file", path).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
+	}
 }
 
 // checkpointFile applies the journal at path to the record files, then
@@ -332,9 +344,7 @@ func (j *journal) close() error {
 	j.closeOnce.Do(func() {
 		err = j.stop()
 		if j.lines > 0 {
-			if cerr := j.checkpointFile(filepath.Join(j.dir, journalName)); cerr != nil {
-				j.log.WithError(cerr).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
-			}
+			j.checkpointOrWarn(filepath.Join(j.dir, journalName))
 		}
 		err = errors.Join(err, j.dirFile.Close())
 	})

@@ -120,13 +120,7 @@ func OpenRecords(dir string, log logrus.FieldLogger) (*Records, []Volume, error)
 	}
 	if len(old) > 0 {
 		// A checkpoint was cut off: finish it, off the start-up's path.
-		r.journal.busy.Add(1)
-		go func() {
-			defer r.journal.busy.Done()
-			if err := r.journal.checkpointFile(filepath.Join(dir, oldJournalName)); err != nil {
-				log.WithError(err).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
-			}
-		}()
+		r.journal.checkpointInBackground(filepath.Join(dir, oldJournalName))
 	}
 	return r, apply(vols, append(old, current...)), nil
 }
