@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/internal/install"
 	"github.com/portal/portal-volume/migrate"
 )
 
@@ -86,15 +87,11 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "replaced %s with volume %s (%s)\n", r.Mount, r.Volume.Name, adoption(r.Volume))
 	}
 	if *create {
-		var failed []string
-		for _, v := range plan.Volumes {
-			if err := createVolume(sockPath, v.Name, v.Options); err != nil {
-				failed = append(failed, fmt.Sprintf("%s: %v", v.Name, err))
-				continue
-			}
-			fmt.Fprintf(stderr, "created %s (%s)\n", v.Name, v.Dir)
+		vols := make([]install.Volume, len(plan.Volumes))
+		for i, v := range plan.Volumes {
+			vols[i] = v.Volume
 		}
-		if len(failed) > 0 {
+		if failed := install.Create(in.client(sockPath), vols, stderr); len(failed) > 0 {
 			return fail(plural(len(failed), "volume")+" not created; no override written", failed...)
 		}
 	}
@@ -104,11 +101,12 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 
 // adoption says what happens to a volume's directory.
 func adoption(v *migrate.Volume) string {
+	dir := v.Spec.Dir()
 	if !v.Exists {
-		return v.Dir + ", missing: made at create"
+		return dir + ", missing: made at create"
 	}
 	if _, ok := v.Options[spec.KeyMode]; ok {
-		return fmt.Sprintf("%s, adopted with owner %d:%d mode %04o", v.Dir, v.UID, v.GID, v.Mode)
+		return fmt.Sprintf("%s, adopted with owner %d:%d mode %04o", dir, v.UID, v.GID, v.Mode)
 	}
-	return v.Dir + ", adopted as it is"
+	return dir + ", adopted as it is"
 }

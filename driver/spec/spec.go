@@ -256,22 +256,6 @@ func parseOwner(s Spec, o map[string]string) (Spec, error) {
 	return s, nil
 }
 
-// splitName reads a name of the form <app>_<dir>: the app is what comes
-// before the first "_", the path what comes after it.
-func splitName(name string) (app, path string, err error) {
-	app, dir, ok := strings.Cut(name, "_")
-	if !ok {
-		return "", "", &NameError{name, `it has no "_"`}
-	}
-	if !appPattern.MatchString(app) {
-		return "", "", &NameError{name, fmt.Sprintf("app %q is not %s", app, appAllowed)}
-	}
-	if path, err = FoldPath(dir); err != nil {
-		return "", "", &NameError{name, "dir " + err.Error()}
-	}
-	return app, path, nil
-}
-
 // FoldPath normalises a data_dir path: leading, trailing and repeated "/"
 // are folded, and the result has one leading "/". It refuses what could
 // leave the app's directory or confuse a host: "." and ".." components,
