@@ -58,7 +58,9 @@ func TestCall(t *testing.T) {
 	if err := c.Create("v", map[string]string{"app": "a"}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	var reply struct{ Volume struct{ Name, Mountpoint string } }
+	var reply struct {
+		Volume struct{ Name, Mountpoint string }
+	}
 	if err := c.Call("VolumeDriver.Get", map[string]string{"Name": "v"}, &reply); err != nil || reply.Volume.Mountpoint != "/m" {
 		t.Fatalf("Get: %+v, %v", reply, err)
 	}
