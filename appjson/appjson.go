@@ -65,7 +65,6 @@ import (
 var Trees = []string{spec.TreeAppData, spec.TreeServiceData}
 
 var (
-	sharedPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	decimalPattern = regexp.MustCompile(`^[0-9]+$`)
 	versionPattern = regexp.MustCompile(`^[1-4]\.[0-9]+$`)
 )
@@ -287,7 +286,7 @@ func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume
 	if err != nil {
 		return v, explain(err, sharedNames)
 	}
-	if s.Kind == spec.KindShared && !sharedPattern.MatchString(s.Shared) {
+	if s.Kind == spec.KindShared && !spec.SharedNamePattern.MatchString(s.Shared) {
 		// Only a caller's odd shared names get here: the plugin's own
 		// setting allows no other.
 		return v, fmt.Errorf("shared_dir %q: want a name of A-Z a-z 0-9 _ . -", s.Shared)

@@ -29,6 +29,9 @@ import (
 // StateDirName is the default state directory, below the root.
 const StateDirName = ".portal-volume"
 
+// DefaultRoot is the Portal tree a daemon serves when not told otherwise.
+const DefaultRoot = "/home/portal/user_data"
+
 // Config is what a Driver is made from.
 type Config struct {
 	Root        string   // the Portal tree; must exist

@@ -44,7 +44,7 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 	if err != nil {
 		return err
 	}
-	defer closeFd(fd)
+	defer unix.Close(fd)
 	owner, err := view.OwnerOf(fd)
 	if err != nil {
 		return err
@@ -72,7 +72,7 @@ func (d *Driver) mountView(v *entry, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer closeFd(fd)
+	defer unix.Close(fd)
 	path, err := d.views.Mount(v.Name, id, fd, k)
 	if re, ok := err.(*view.RootOwnedError); ok {
 		re.Dir = v.mountpoint
@@ -113,8 +113,6 @@ func (d *Driver) dropViews() error {
 	d.log.WithField("views", d.views.Dir()).Info("views of the engine before dropped")
 	return nil
 }
-
-func closeFd(fd int) { _ = unix.Close(fd) }
 
 // sharedOwner gives a shared directory the plugin has just made the
 // configured owner, so that id-mapped views of it can be made.

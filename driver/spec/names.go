@@ -62,6 +62,11 @@ var DockerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 // not told otherwise.
 var DefaultSharedNames = []string{"documents", "media", "music"}
 
+// SharedNamePattern is what a shared directory's name may be (the
+// daemon's setting allows no other): one path component that is never "."
+// or "..".
+var SharedNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
 var componentPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // Reserved first components: a path-form rest starting with one of these
