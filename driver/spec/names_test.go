@@ -115,3 +115,55 @@ func TestNameProperties(t *testing.T) {
 		}
 	}
 }
+
+// The layout both ways: the volume ForDir gives for a directory has that
+// directory, a name installers give it parses back to it, and every kind
+// but the anonymous one (a name Docker makes) has a directory ForDir reads.
+func TestLayoutBothWays(t *testing.T) {
+	p := Parser{SharedNames: DefaultSharedNames}
+	covered := map[Kind]bool{}
+	for _, c := range []struct {
+		dir  string
+		opts func(Spec) map[string]string
+	}{
+		{"app_data/gitea/data", func(s Spec) map[string]string { return map[string]string{KeyApp: s.App, KeyPath: s.Path} }},
+		{"app_data/paperless-ngx/usr/src/paperless/data", func(s Spec) map[string]string { return map[string]string{KeyApp: s.App, KeyPath: s.Path} }},
+		{"shared/media", func(s Spec) map[string]string { return map[string]string{KeyShared: s.Shared} }},
+		{"app_data", func(s Spec) map[string]string { return map[string]string{KeyTree: s.Tree} }},
+		{"service_data", func(s Spec) map[string]string { return map[string]string{KeyTree: s.Tree} }},
+		{"shared", func(s Spec) map[string]string { return map[string]string{KeyTree: s.Tree} }},
+	} {
+		s, err := ForDir(c.dir)
+		if err != nil {
+			t.Fatalf("ForDir(%s): %v", c.dir, err)
+		}
+		covered[s.Kind] = true
+		if s.Dir() != c.dir {
+			t.Errorf("ForDir(%s).Dir() = %s", c.dir, s.Dir())
+		}
+		name := Name(s, "proj")
+		back, err := p.Parse(name, c.opts(s))
+		if err != nil || back.Dir() != c.dir || back.Kind != s.Kind {
+			t.Errorf("%s named %s parses to %+v, %v", c.dir, name, back, err)
+		}
+		if s.Kind == KindApp && !strings.Contains(name, ".") {
+			if byName, err := p.Parse(name, nil); err != nil || byName.Dir() != c.dir {
+				t.Errorf("%s by name alone: %+v, %v", name, byName, err)
+			}
+		}
+	}
+	for _, k := range Kinds() {
+		if !covered[k] && k != KindAnonymous {
+			t.Errorf("kind %s: no directory of it read back", k)
+		}
+	}
+	anon := strings.Repeat("ab", 32)
+	if s, err := p.Parse(anon, nil); err != nil || Name(s, "proj") != anon {
+		t.Errorf("anonymous %s: %+v, %v", anon, s, err)
+	}
+	for _, dir := range []string{"app_data/gitea", "shared/media/x", "service_data/x", "anonymous/" + anon, "home", "app_data/-x/d", "app_data/a/\x01"} {
+		if s, err := ForDir(dir); err == nil {
+			t.Errorf("ForDir(%s) = %+v, want a refusal", dir, s)
+		}
+	}
+}
