@@ -54,6 +54,7 @@ type KindInfo struct {
 	named        func(s Spec) string                                  // how describe starts, "" for nothing
 	logged       func(s Spec) map[string]any                          // the log fields that say which volume
 	key          string                                               // the option whose value place reads ("" for the volume name)
+	name         func(s Spec, prefix string) string                   // the name installers give it (see Name)
 }
 
 var kinds = [...]KindInfo{
@@ -62,6 +63,7 @@ var kinds = [...]KindInfo{
 		Exclusive: true, Deletable: true,
 		Options: []string{KeyApp, KeyPath, KeyUID, KeyGID, KeyMode, KeyOnRemove, KeyAccess},
 		dir:     func(s Spec) string { return "app_data/" + s.App + s.Path },
+		name:    func(s Spec, _ string) string { return pathName(s.App, s.Path) },
 		named:   func(Spec) string { return "" },
 		logged:  func(s Spec) map[string]any { return map[string]any{"app": s.App, "path": s.Path} },
 	},
@@ -80,6 +82,7 @@ var kinds = [...]KindInfo{
 			return s, nil
 		},
 		dir:    func(s Spec) string { return "shared/" + s.Shared },
+		name:   func(s Spec, prefix string) string { return prefix + "_" + sharedPrefix + "." + s.Shared },
 		named:  func(s Spec) string { return "shared=" + s.Shared },
 		logged: func(s Spec) map[string]any { return map[string]any{"app": s.App, "shared": s.Shared} },
 	},
@@ -98,6 +101,7 @@ var kinds = [...]KindInfo{
 			return s, nil
 		},
 		dir:    func(s Spec) string { return s.Tree },
+		name:   func(s Spec, prefix string) string { return prefix + "_" + treePrefix + "." + s.Tree },
 		named:  func(s Spec) string { return "tree=" + s.Tree },
 		logged: func(s Spec) map[string]any { return map[string]any{"app": s.App, "tree": s.Tree} },
 	},
@@ -121,6 +125,7 @@ var kinds = [...]KindInfo{
 			return s, nil
 		},
 		dir:    func(s Spec) string { return "anonymous" + s.Path },
+		name:   func(s Spec, _ string) string { return s.Path[1:] }, // Docker's
 		named:  func(Spec) string { return "anonymous" },
 		logged: func(Spec) map[string]any { return map[string]any{"anonymous": true} },
 	},

@@ -80,27 +80,23 @@ const (
 // Name is the stable name an installer gives the volume s; prefix names
 // shared and tree volumes (an app volume is named by its app), and an
 // anonymous volume keeps Docker's name.
-func Name(s Spec, prefix string) string {
-	switch s.Kind {
-	case KindShared:
-		return prefix + "_" + sharedPrefix + "." + s.Shared
-	case KindTree:
-		return prefix + "_" + treePrefix + "." + s.Tree
-	case KindAnonymous:
-		return s.Path[1:]
-	}
-	comps := strings.Split(s.Path[1:], "/")
+func Name(s Spec, prefix string) string { return kinds[s.Kind].name(s, prefix) }
+
+// pathName is the path form of app's volume for a folded path, or the hash
+// form when the path form cannot say it.
+func pathName(app, folded string) string {
+	comps := strings.Split(folded[1:], "/")
 	readable := len(comps) == 1 || (comps[0] != sharedPrefix && comps[0] != treePrefix && comps[0] != hashPrefix)
 	for _, c := range comps {
 		readable = readable && componentPattern.MatchString(c)
 	}
 	if readable {
-		if name := s.App + "_" + strings.Join(comps, "."); len(name) <= MaxNameLen {
+		if name := app + "_" + strings.Join(comps, "."); len(name) <= MaxNameLen {
 			return name
 		}
 	}
-	sum := sha256.Sum256([]byte(s.Path))
-	return s.App + "_" + hashPrefix + "." + hex.EncodeToString(sum[:8])
+	sum := sha256.Sum256([]byte(folded))
+	return app + "_" + hashPrefix + "." + hex.EncodeToString(sum[:8])
 }
 
 // splitName reads a name of the form <app>_<dir>: the app is what comes

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// pathName is the name of app's volume for the path p.
-func pathName(app, p string) (string, error) {
+// pathNameOf is the name of app's volume for the path p.
+func pathNameOf(app, p string) (string, error) {
 	folded, err := FoldPath(p)
 	if err != nil {
 		return "", err
@@ -29,7 +29,7 @@ func TestNames(t *testing.T) {
 		{"a", "/tree/app_data", "a_x.475ab3602bc444de"}, // would look like TreeName(a, app_data)
 		{"my_app", "/data", "my_app_data"},
 	} {
-		got, err := pathName(c.app, c.path)
+		got, err := pathNameOf(c.app, c.path)
 		if err != nil || got != c.want {
 			t.Errorf("pathName(%q, %q) = %q, %v; want %q", c.app, c.path, got, err, c.want)
 		}
@@ -40,7 +40,7 @@ func TestNames(t *testing.T) {
 	if got := Name(Spec{Kind: KindTree, Tree: "app_data"}, "a"); got != "a_tree.app_data" {
 		t.Errorf("TreeName = %q", got)
 	}
-	if _, err := pathName("a", "/../etc"); err == nil {
+	if _, err := pathNameOf("a", "/../etc"); err == nil {
 		t.Error("PathName accepted ..")
 	}
 }
@@ -92,11 +92,11 @@ func TestNameProperties(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			name, err := pathName(app, p)
+			name, err := pathNameOf(app, p)
 			if err != nil {
 				t.Fatalf("pathName(%q, %q): %v", app, p, err)
 			}
-			if again, _ := pathName(app, p); again != name {
+			if again, _ := pathNameOf(app, p); again != name {
 				t.Fatalf("pathName(%q, %q) = %q, then %q", app, p, name, again)
 			}
 			if !DockerNamePattern.MatchString(name) || len(name) > MaxNameLen {

@@ -1,5 +1,9 @@
-// Package spec turns a volume name and its driver options into the
-// validated, normalised description of one Portal directory.
+// Package spec is portal-volume's one volume model. Parse turns a volume
+// name and its driver options into a Spec, the validated, normalised
+// description of one Portal directory; its Kind's row of the kinds table
+// (kinds.go) says what the driver does with it; names.go holds the naming
+// rule and the layout both ways, for the driver and the installers alike;
+// describe.go says a Spec in Status, logs and messages.
 //
 // It is pure: no disk, no state. Two requests mean the same volume exactly
 // when they parse to equal Specs.
@@ -73,7 +77,7 @@ const appAllowed = "1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit"
 // Spec is one volume's meaning: which directory, and how it is owned and
 // removed.
 type Spec struct {
-	Kind     Kind   // which part of the tree; kinds says what each is
+	Kind     Kind   // which part of the tree; Kind.Info says what that means
 	App      string // "" for an anonymous volume, and for a shared or tree volume created without app
 	Path     string // folded, one leading "/"; "/<name>" for an anonymous volume; "" for shared and tree
 	UID      uint32
