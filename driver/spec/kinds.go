@@ -140,7 +140,7 @@ func Kinds() []Kind {
 	return ks
 }
 
-// Info is what k is.
+// Info is what k is; the row is shared, and only read.
 func (k Kind) Info() *KindInfo { return &kinds[k] }
 
 func (k Kind) String() string {
