@@ -1,6 +1,6 @@
 // Package appjson turns the data_dirs of a Portal app.json into the
 // portal-volume volumes that replace Portal's host bind mounts: for every
-// entry, a volume name and the driver options of SPEC.md.
+// entry, a volume name and its driver options.
 //
 // # The file
 //
@@ -31,7 +31,7 @@
 // Options are always explicit, so that the plugin never has to read a
 // meaning out of a name: app and path (folded, as spec.FoldPath gives it)
 // for an app directory, plus uid and gid (decimal) only when the entry gives
-// one: Portal chowned only those, so only those are enforced (SPEC.md,
+// one: Portal chowned only those, so only those are enforced (contract,
 // Ownership); app and shared for a shared directory; tree alone for a whole
 // tree. mode and on_remove are left to the plugin's defaults.
 //
@@ -71,7 +71,7 @@
 // 255 bytes (an app is at most 64 bytes and a shared name at most 64).
 // For an app without "_" in its name, the app is what comes before the
 // first "_" of the volume name, so names of different apps differ too, and
-// a one-component path gets exactly the name SPEC.md's <app>_<dir> rule
+// a one-component path gets exactly the name the <app>_<dir> naming rule
 // reads back (gitea_data is app gitea, path /data). Other names mean their
 // directory only through their options: create them with the options
 // before anything mounts them by name.

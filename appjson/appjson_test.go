@@ -359,7 +359,7 @@ func TestRefusals(t *testing.T) {
 
 // Every volume's options, as the plugin gets them, parse without error and
 // mean the directory Portal's bind mount used; a path-form name of one
-// component means it even without options (SPEC.md's <app>_<dir> rule).
+// component means it even without options (the <app>_<dir> naming rule).
 func TestVolumesParseWithSpec(t *testing.T) {
 	p := spec.Parser{SharedNames: DefaultSharedNames}
 	for _, f := range fixtures {

@@ -32,7 +32,7 @@ const (
 
 var trees = []string{TreeAppData, TreeServiceData, TreeShared}
 
-// Defaults of SPEC.md.
+// Defaults and bounds of the options (docs/naming-and-options.md).
 const (
 	DefaultMode = 0o755
 	MaxID       = 4294967294 // (uid_t)-1 means "unchanged" to chown

@@ -67,7 +67,7 @@ func (noopDriver) Capabilities() *volume.CapabilitiesResponse {
 }
 
 // fileFloor is the floor plus the file work that Mount and Unmount cannot
-// avoid (SPEC: Mount re-walks the path without following a symlink and
+// avoid (the contract: Mount re-walks the path without following a symlink and
 // applies the owner again; the mount counts survive a crash of the plugin):
 // Mount opens the volume's directory in one openat2 that refuses symlinks,
 // checks its owner with fstat and appends a line to a log; Unmount appends
