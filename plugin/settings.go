@@ -50,29 +50,27 @@ type setting struct {
 	// flag, twin and value. Rows are parsed in table order, so a parser
 	// may read what the rows above it stored.
 	parse func(v string, s *settings) error
-	// managed is what a managed plugin's config.json does with the twin.
+	// managed is what config.json does with the twin.
 	managed managedEnv
 }
 
-// managedEnv is how config.json carries a setting's environment twin; a
-// test holds config.json to it.
+// managedEnv is how config.json, a managed plugin's manifest, carries a
+// setting's environment twin; TestSettingsTable holds config.json to it.
 type managedEnv struct {
-	// settable: users may `docker plugin set` it; its value there is the
-	// default. Otherwise value is the one config.json gives, fixed by the
-	// plugin's own layout (its mounts, how the engine starts it).
-	settable bool
+	absent   bool // no entry: the manifest decides the setting otherwise
+	settable bool // users may `docker plugin set` it
+	// value is config.json's value when ownValue is set (settable or
+	// not); otherwise config.json gives the default.
 	value    string
-	// absent: config.json has no such entry (the manifest decides the
-	// setting otherwise).
-	absent bool
+	ownValue bool
 }
 
-// userSettable: config.json lets users set the twin, whose value there is
-// the default.
+// userSettable: config.json gives the default, and users may set it.
 var userSettable = managedEnv{settable: true}
 
-// fixed: config.json sets the twin to v, and users may not change it.
-func fixed(v string) managedEnv { return managedEnv{value: v} }
+// fixed: config.json gives v, and users may not change it: the plugin's
+// own layout (its mounts, how the engine starts it) depends on it.
+func fixed(v string) managedEnv { return managedEnv{value: v, ownValue: true} }
 
 // notInManifest: config.json has no entry for the twin.
 var notInManifest = managedEnv{absent: true}
@@ -98,7 +96,7 @@ var settingsTable = []setting{
 		help:    "the Portal tree",
 		managed: fixed("/mnt/pv/tree"),
 		parse: func(v string, s *settings) (err error) {
-			s.Driver.Root, err = parseRoot(v)
+			s.Driver.Root, err = rootDir(v)
 			return err
 		},
 	},
@@ -238,8 +236,15 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	return s, nil
 }
 
-// parseShared and parseSocket read a value as the daemon's --shared and
-// --socket do: the appjson and migrate subcommands take the same values.
+// parseRoot, parseShared and parseSocket read a value as the daemon's
+// --root, --shared and --socket do, with the daemon's error: the
+// subcommands take the same values.
+func parseRoot(v string) (string, error) {
+	var s settings
+	err := settingNamed("root").set(v, &s)
+	return s.Driver.Root, err
+}
+
 func parseShared(v string) ([]string, error) {
 	var s settings
 	err := settingNamed("shared").set(v, &s)
@@ -252,7 +257,7 @@ func parseSocket(v string) (string, error) {
 	return s.Socket, err
 }
 
-func parseRoot(v string) (string, error) {
+func rootDir(v string) (string, error) {
 	if !filepath.IsAbs(v) {
 		return "", errWantAbsolute
 	}
