@@ -76,8 +76,9 @@ func newLogger(s settings, out io.Writer) *logrus.Logger {
 // serve loads the state, then takes the socket, then tells systemd it is
 // ready: the first request is answered from the loaded state.
 func serve(s settings, log *logrus.Logger) error {
-	d, err := driver.New(driver.Config{Root: s.Root, SharedNames: s.Shared, Anonymous: s.Anonymous, Log: log,
-		ViewsDir: s.Views, SharedOwner: s.SharedOwner})
+	cfg := s.Driver
+	cfg.Log = log
+	d, err := driver.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func serve(s settings, log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.WithFields(logrus.Fields{"socket": l.Addr().String(), "socket_activated": activated, "shared": s.Shared, "anonymous": s.Anonymous}).Info("serving")
+	log.WithFields(logrus.Fields{"socket": l.Addr().String(), "socket_activated": activated, "shared": cfg.SharedNames, "anonymous": cfg.Anonymous}).Info("serving")
 
 	served := make(chan error, 1)
 	go func() { served <- serveDriver(l, d, log) }()

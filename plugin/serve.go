@@ -32,7 +32,7 @@ const activateManifest = `{"Implements": ["VolumeDriver"]}`
 // closed: requests are logged by logged, and capped in size.
 //
 // Plugin.Activate is answered here rather than by the helpers: an engine
-// sends it once per process (see README, State), so it tells the driver
+// sends it once per process (see docs/state-and-recovery.md), so it tells the driver
 // that a new engine generation started. The helpers register the path for
 // any method; Go's mux prefers this POST pattern (Docker always POSTs).
 func serveDriver(l net.Listener, d engineDriver, log *logrus.Logger) error {

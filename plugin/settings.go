@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/portal/portal-volume/driver"
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/driver/view"
 )
@@ -21,52 +22,205 @@ import (
 // pluginSocketDir is where Docker looks for legacy plugins' sockets.
 const pluginSocketDir = "/run/docker/plugins"
 
-// settings are the daemon's settings: each a flag with an environment twin
-// (the twin is what a managed plugin's config.json sets). A flag given on
-// the command line wins over its twin.
+// settings are the daemon's settings, as the rows of settingsTable fill
+// them in.
 type settings struct {
-	Root      string
+	// Driver is the driver's configuration: the rows that feed the driver
+	// write their field of it directly (serve adds the logger).
+	Driver    driver.Config
 	Socket    string // absolute path
 	LogLevel  logrus.Level
 	LogFormat string
-	Shared    []string
 	// EngineAtStart: every start of the plugin is a new engine's (a
 	// managed plugin, which the engine starts afresh and never sends
 	// Plugin.Activate); otherwise only Plugin.Activate tells.
 	EngineAtStart bool
-	Anonymous     string // spec.Delete, spec.Keep or spec.Refuse
-	Views         string // absolute, outside Root
-	// SharedOwner is given to the shared directories the plugin makes;
-	// nil: root.
-	SharedOwner *view.Owner
 }
 
-var anonymousPolicies = []string{spec.Delete, spec.Keep, spec.Refuse}
+// setting is one row of settingsTable: a flag, its environment twin (what
+// a managed plugin's config.json or a systemd unit sets), its default, its
+// help, and the parser that checks a value and stores it in settings.
+type setting struct {
+	flag string // without dashes
+	env  string
+	def  string
+	help string // "(env X)" is added
+	// parse checks v and stores it in s. Its error says only what is
+	// wanted ("want an absolute path"): the table prefixes the setting's
+	// flag, twin and value. Rows are parsed in table order, so a parser
+	// may read what the rows above it stored.
+	parse func(v string, s *settings) error
+	// managed is what config.json does with the twin.
+	managed managedEnv
+}
+
+// managedEnv is how config.json, a managed plugin's manifest, carries a
+// setting's environment twin; TestSettingsTable holds config.json to it.
+type managedEnv struct {
+	absent   bool // no entry: the manifest decides the setting otherwise
+	settable bool // users may `docker plugin set` it
+	// value is config.json's value when ownValue is set (settable or
+	// not); otherwise config.json gives the default.
+	value    string
+	ownValue bool
+}
+
+// userSettable: config.json gives the default, and users may set it.
+var userSettable = managedEnv{settable: true}
+
+// fixed: config.json gives v, and users may not change it: the plugin's
+// own layout (its mounts, how the engine starts it) depends on it.
+func fixed(v string) managedEnv { return managedEnv{value: v, ownValue: true} }
+
+// notInManifest: config.json has no entry for the twin.
+var notInManifest = managedEnv{absent: true}
+
+var (
+	logLevels          = []string{"debug", "info", "warn", "error"}
+	anonymousPolicies  = []string{spec.Delete, spec.Keep, spec.Refuse}
+	defaultSharedNames = "documents,media,music"
+	errWantAbsolute    = errors.New("want an absolute path")
+)
+
+// settingsTable is every setting of the daemon, one row each; flags,
+// environment lookups, -h and error messages are made from it. A new
+// setting is a new row here, plus the field it fills (a driver.Config
+// field when the driver uses it, so that serve hands it over as it is),
+// its entry in config.json when users of the managed plugin may set it
+// (or when the managed plugin needs another value than the default), and
+// its row in docs/settings.md. TestSettingsTable holds config.json and the
+// doc to this table.
+var settingsTable = []setting{
+	{
+		flag: "root", env: "PORTAL_ROOT", def: "/home/portal/user_data",
+		help:    "the Portal tree",
+		managed: fixed("/mnt/pv/tree"),
+		parse: func(v string, s *settings) (err error) {
+			s.Driver.Root, err = rootDir(v)
+			return err
+		},
+	},
+	{
+		flag: "socket", env: "PORTAL_SOCKET", def: "portal-volume",
+		help:    "socket: a name under " + pluginSocketDir + ", or a path",
+		managed: notInManifest, // a managed plugin's socket is config.json's interface.socket
+		parse: func(v string, s *settings) (err error) {
+			s.Socket, err = socketPath(v)
+			return err
+		},
+	},
+	{
+		flag: "log-level", env: "LOG_LEVEL", def: "info",
+		help:    "debug, info, warn or error",
+		managed: userSettable,
+		parse: func(v string, s *settings) error {
+			if !slices.Contains(logLevels, v) {
+				return fmt.Errorf("want one of %s", strings.Join(logLevels, ", "))
+			}
+			var err error
+			s.LogLevel, err = logrus.ParseLevel(v)
+			return err
+		},
+	},
+	{
+		flag: "log-format", env: "LOG_FORMAT", def: "text",
+		help:    "text or json",
+		managed: userSettable,
+		parse: func(v string, s *settings) error {
+			if v != "text" && v != "json" {
+				return errors.New("want text or json")
+			}
+			s.LogFormat = v
+			return nil
+		},
+	},
+	{
+		flag: "shared", env: "SHARED_DIRS", def: defaultSharedNames,
+		help:    "allowed shared directory names, comma separated",
+		managed: userSettable,
+		parse: func(v string, s *settings) (err error) {
+			s.Driver.SharedNames, err = sharedNames(v)
+			return err
+		},
+	},
+	{
+		flag: "anonymous", env: "ANONYMOUS_VOLUMES", def: spec.Delete,
+		help:    "anonymous volumes (an image's VOLUME, -v /path): delete their directory on remove, keep it, or refuse them",
+		managed: userSettable,
+		parse: func(v string, s *settings) error {
+			if !slices.Contains(anonymousPolicies, v) {
+				return fmt.Errorf("want one of %s", strings.Join(anonymousPolicies, ", "))
+			}
+			s.Driver.Anonymous = v
+			return nil
+		},
+	},
+	{
+		flag: "engine-start", env: "ENGINE_START", def: "activate",
+		help:    "what tells a new engine: activate (Plugin.Activate; legacy) or plugin-start (every start of the plugin; managed)",
+		managed: fixed("plugin-start"),
+		parse: func(v string, s *settings) error {
+			if v != "activate" && v != "plugin-start" {
+				return errors.New("want activate or plugin-start")
+			}
+			s.EngineAtStart = v == "plugin-start"
+			return nil
+		},
+	},
+	{
+		flag: "views", env: "VIEWS_DIR", def: "/run/portal-volume/views",
+		help:    "directory for the views (access=ro, uid/gid on shared and tree volumes), outside the root",
+		managed: fixed("/mnt/pv/views"),
+		parse: func(v string, s *settings) (err error) {
+			s.Driver.ViewsDir, err = parseViews(v, s.Driver.Root)
+			return err
+		},
+	},
+	{
+		flag: "shared-owner", env: "SHARED_OWNER", def: "",
+		help:    "UID:GID given to the shared directories the plugin makes, so that id-mapped views of them can be made; empty: root",
+		managed: userSettable,
+		parse: func(v string, s *settings) (err error) {
+			s.Driver.SharedOwner, err = parseSharedOwner(v)
+			return err
+		},
+	},
+}
+
+// set parses v into s; a bad value gets one error naming the setting, its
+// twin, the value and what is allowed.
+func (r setting) set(v string, s *settings) error {
+	if err := r.parse(v, s); err != nil {
+		return fmt.Errorf("setting --%s (%s) = %q: %w", r.flag, r.env, v, err)
+	}
+	return nil
+}
+
+// settingNamed is the row of flag name; there is always one.
+func settingNamed(name string) setting {
+	i := slices.IndexFunc(settingsTable, func(r setting) bool { return r.flag == name })
+	return settingsTable[i]
+}
 
 // namePattern is what a socket name and a shared directory name may be:
 // one path component that is never "." or "..".
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
-// parseSettings reads args (without the program name) and the environment.
-// It returns one error naming the setting, the value and what is allowed.
+// parseSettings reads args (without the program name) and the environment:
+// a flag given wins over its twin, a twin set and not empty over the
+// default. It returns one error naming the setting, the value and what is
+// allowed.
 func parseSettings(args []string, getenv func(string) string, stderr io.Writer) (settings, error) {
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
 	fs := flag.NewFlagSet("portal-volume", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	root := fs.String("root", env("PORTAL_ROOT", "/home/portal/user_data"), "the Portal tree (env PORTAL_ROOT)")
-	socket := fs.String("socket", env("PORTAL_SOCKET", "portal-volume"), "socket: a name under "+pluginSocketDir+", or a path (env PORTAL_SOCKET)")
-	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
-	format := fs.String("log-format", env("LOG_FORMAT", "text"), "text or json (env LOG_FORMAT)")
-	shared := fs.String("shared", env("SHARED_DIRS", "documents,media,music"), "allowed shared directory names, comma separated (env SHARED_DIRS)")
-	anonymous := fs.String("anonymous", env("ANONYMOUS_VOLUMES", spec.Delete), "anonymous volumes (an image's VOLUME, -v /path): delete their directory on remove, keep it, or refuse them (env ANONYMOUS_VOLUMES)")
-	engine := fs.String("engine-start", env("ENGINE_START", "activate"), "what tells a new engine: activate (Plugin.Activate; legacy) or plugin-start (every start of the plugin; managed) (env ENGINE_START)")
-	views := fs.String("views", env("VIEWS_DIR", "/run/portal-volume/views"), "directory for the views (access=ro, uid/gid on shared and tree volumes), outside the root (env VIEWS_DIR)")
-	sharedOwner := fs.String("shared-owner", env("SHARED_OWNER", ""), "UID:GID given to the shared directories the plugin makes, so that id-mapped views of them can be made; empty: root (env SHARED_OWNER)")
+	values := make([]*string, len(settingsTable))
+	for i, r := range settingsTable {
+		def := r.def
+		if v := getenv(r.env); v != "" {
+			def = v
+		}
+		values[i] = fs.String(r.flag, def, r.help+" (env "+r.env+")")
+	}
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -74,81 +228,68 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		return settings{}, fmt.Errorf("unexpected argument %q: portal-volume takes only flags (see -h)", fs.Arg(0))
 	}
 	var s settings
-	var err error
-	if s.Root, err = parseRoot(*root); err != nil {
-		return settings{}, err
-	}
-	if s.Socket, err = parseSocket(*socket); err != nil {
-		return settings{}, err
-	}
-	if s.LogLevel, err = parseLevel(*level); err != nil {
-		return settings{}, err
-	}
-	if *format != "text" && *format != "json" {
-		return settings{}, fmt.Errorf("setting --log-format (LOG_FORMAT) = %q: want text or json", *format)
-	}
-	s.LogFormat = *format
-	if s.Shared, err = parseShared(*shared); err != nil {
-		return settings{}, err
-	}
-	if !slices.Contains(anonymousPolicies, *anonymous) {
-		return settings{}, fmt.Errorf("setting --anonymous (ANONYMOUS_VOLUMES) = %q: want one of %s", *anonymous, strings.Join(anonymousPolicies, ", "))
-	}
-	s.Anonymous = *anonymous
-	if *engine != "activate" && *engine != "plugin-start" {
-		return settings{}, fmt.Errorf("setting --engine-start (ENGINE_START) = %q: want activate or plugin-start", *engine)
-	}
-	s.EngineAtStart = *engine == "plugin-start"
-	if s.Views, err = parseViews(*views, s.Root); err != nil {
-		return settings{}, err
-	}
-	if s.SharedOwner, err = parseSharedOwner(*sharedOwner); err != nil {
-		return settings{}, err
+	for i, r := range settingsTable {
+		if err := r.set(*values[i], &s); err != nil {
+			return settings{}, err
+		}
 	}
 	return s, nil
 }
 
+// parseRoot, parseShared and parseSocket read a value as the daemon's
+// --root, --shared and --socket do, with the daemon's error: the
+// subcommands take the same values.
 func parseRoot(v string) (string, error) {
+	var s settings
+	err := settingNamed("root").set(v, &s)
+	return s.Driver.Root, err
+}
+
+func parseShared(v string) ([]string, error) {
+	var s settings
+	err := settingNamed("shared").set(v, &s)
+	return s.Driver.SharedNames, err
+}
+
+func parseSocket(v string) (string, error) {
+	var s settings
+	err := settingNamed("socket").set(v, &s)
+	return s.Socket, err
+}
+
+func rootDir(v string) (string, error) {
 	if !filepath.IsAbs(v) {
-		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an absolute path", v)
+		return "", errWantAbsolute
 	}
 	fi, err := os.Stat(v)
 	if err != nil {
-		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an existing directory: %w", v, errors.Unwrap(err))
+		return "", fmt.Errorf("want an existing directory: %w", errors.Unwrap(err))
 	}
 	if !fi.IsDir() {
-		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an existing directory, not a file", v)
+		return "", errors.New("want an existing directory, not a file")
 	}
 	return filepath.Clean(v), nil
 }
 
-func parseSocket(v string) (string, error) {
+func socketPath(v string) (string, error) {
 	if strings.Contains(v, "/") {
 		if !filepath.IsAbs(v) {
-			return "", fmt.Errorf("setting --socket (PORTAL_SOCKET) = %q: want a name or an absolute path", v)
+			return "", errors.New("want a name or an absolute path")
 		}
 		return filepath.Clean(v), nil
 	}
 	if !namePattern.MatchString(v) {
-		return "", fmt.Errorf("setting --socket (PORTAL_SOCKET) = %q: want a name of A-Z a-z 0-9 _ . - or an absolute path", v)
+		return "", errors.New("want a name of A-Z a-z 0-9 _ . - or an absolute path")
 	}
 	return filepath.Join(pluginSocketDir, strings.TrimSuffix(v, ".sock")+".sock"), nil
 }
 
-func parseLevel(v string) (logrus.Level, error) {
-	allowed := []string{"debug", "info", "warn", "error"}
-	if !slices.Contains(allowed, v) {
-		return 0, fmt.Errorf("setting --log-level (LOG_LEVEL) = %q: want one of %s", v, strings.Join(allowed, ", "))
-	}
-	return logrus.ParseLevel(v)
-}
-
-func parseShared(v string) ([]string, error) {
+func sharedNames(v string) ([]string, error) {
 	var names []string
 	for _, n := range strings.Split(v, ",") {
 		n = strings.TrimSpace(n)
 		if !namePattern.MatchString(n) || slices.Contains(names, n) {
-			return nil, fmt.Errorf("setting --shared (SHARED_DIRS) = %q: want distinct names of A-Z a-z 0-9 _ . -, comma separated, such as documents,media,music", v)
+			return nil, fmt.Errorf("want distinct names of A-Z a-z 0-9 _ . -, comma separated, such as %s", defaultSharedNames)
 		}
 		names = append(names, n)
 	}
@@ -159,12 +300,12 @@ func parseShared(v string) ([]string, error) {
 // the tree reads every file once), nor the tree inside them.
 func parseViews(v, root string) (string, error) {
 	if !filepath.IsAbs(v) {
-		return "", fmt.Errorf("setting --views (VIEWS_DIR) = %q: want an absolute path", v)
+		return "", errWantAbsolute
 	}
 	v = filepath.Clean(v)
 	inside := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
 	if inside(v, root) || inside(root, v) {
-		return "", fmt.Errorf("setting --views (VIEWS_DIR) = %q: want a directory outside the root %s, and not containing it", v, root)
+		return "", fmt.Errorf("want a directory outside the root %s, and not containing it", root)
 	}
 	return v, nil
 }
@@ -177,7 +318,7 @@ func parseSharedOwner(v string) (*view.Owner, error) {
 	uid, uerr := strconv.ParseUint(u, 10, 32)
 	gid, gerr := strconv.ParseUint(g, 10, 32)
 	if !ok || uerr != nil || gerr != nil || uid == 0 || gid == 0 || uid > spec.MaxID || gid > spec.MaxID {
-		return nil, fmt.Errorf("setting --shared-owner (SHARED_OWNER) = %q: want UID:GID, two decimal ids from 1 to %d (root would defeat the id-mapped views), such as 2000:2000", v, spec.MaxID)
+		return nil, fmt.Errorf("want UID:GID, two decimal ids from 1 to %d (root would defeat the id-mapped views), such as 2000:2000", spec.MaxID)
 	}
 	return &view.Owner{UID: uint32(uid), GID: uint32(gid)}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -76,8 +77,8 @@ func TestSettingsPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" || !s.EngineAtStart ||
-		!slices.Equal(s.Shared, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" || s.Anonymous != "keep" {
+	if s.Driver.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" || !s.EngineAtStart ||
+		!slices.Equal(s.Driver.SharedNames, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" || s.Driver.Anonymous != "keep" {
 		t.Errorf("settings = %+v", s)
 	}
 	s, err = parseSettings([]string{"--root", a}, env(nil), &bytes.Buffer{})
@@ -85,7 +86,7 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" || s.EngineAtStart ||
-		!slices.Equal(s.Shared, []string{"documents", "media", "music"}) || s.Anonymous != "delete" {
+		!slices.Equal(s.Driver.SharedNames, []string{"documents", "media", "music"}) || s.Driver.Anonymous != "delete" {
 		t.Errorf("defaults = %+v", s)
 	}
 }
@@ -105,3 +106,145 @@ func TestJSONLogLines(t *testing.T) {
 		t.Errorf("log line %q: %v %v", lines[0], m, err)
 	}
 }
+
+// TestSettingsTable holds what describes the settings to the table they
+// come from: config.json's env entries (a managed plugin's settings) and
+// the table in docs/settings.md.
+func TestSettingsTable(t *testing.T) {
+	flags, envs := map[string]bool{}, map[string]bool{}
+	for _, r := range settingsTable {
+		if flags[r.flag] || envs[r.env] || r.help == "" || r.parse == nil {
+			t.Errorf("row --%s (%s): a flag or twin used twice, or no help or parser", r.flag, r.env)
+		}
+		flags[r.flag], envs[r.env] = true, true
+	}
+
+	t.Run("config.json", func(t *testing.T) {
+		var manifest struct {
+			Env []struct {
+				Name, Description, Value string
+				Settable                 []string
+			}
+		}
+		data, err := os.ReadFile("../config.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &manifest); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, e := range manifest.Env {
+			seen[e.Name] = true
+			i := slices.IndexFunc(settingsTable, func(r setting) bool { return r.env == e.Name })
+			if i < 0 {
+				t.Errorf("config.json sets %s, which is no setting", e.Name)
+				continue
+			}
+			r := settingsTable[i]
+			settable := slices.Contains(e.Settable, "value")
+			switch {
+			case e.Description == "":
+				t.Errorf("config.json's %s has no description", e.Name)
+			case r.managed.absent:
+				t.Errorf("config.json sets %s, which the table says it does not", e.Name)
+			case settable != r.managed.settable || e.Value != r.managedValue():
+				t.Errorf("config.json's %s: settable %v, value %q; want settable %v, value %q", e.Name, settable, e.Value, r.managed.settable, r.managedValue())
+			}
+		}
+		for _, r := range settingsTable {
+			if !r.managed.absent && !seen[r.env] {
+				t.Errorf("config.json has no entry for %s (--%s)", r.env, r.flag)
+			}
+		}
+	})
+
+	t.Run("docs/settings.md", func(t *testing.T) {
+		rows := markdownTable(t, "../docs/settings.md", "flag")
+		documented := map[string]bool{}
+		for _, cells := range rows {
+			if len(cells) < 5 {
+				t.Errorf("docs/settings.md: row %q: want flag, environment, default, managed plugin, meaning", cells)
+				continue
+			}
+			flag := strings.TrimPrefix(unquote(cells[0]), "--")
+			documented[flag] = true
+			i := slices.IndexFunc(settingsTable, func(r setting) bool { return r.flag == flag })
+			if i < 0 {
+				t.Errorf("docs/settings.md documents --%s, which is no setting", flag)
+				continue
+			}
+			r := settingsTable[i]
+			def := unquote(cells[2])
+			if def == "empty" {
+				def = ""
+			}
+			var managed string
+			switch {
+			case r.managed.absent:
+				managed = "none"
+			case r.managed.settable && r.managed.ownValue:
+				managed = "settable, `" + r.managed.value + "`"
+			case r.managed.settable:
+				managed = "settable"
+			default:
+				managed = "fixed `" + r.managed.value + "`"
+			}
+			if unquote(cells[1]) != r.env || def != r.def || !strings.HasPrefix(cells[3], managed) {
+				t.Errorf("docs/settings.md: --%s: environment %q, default %q, managed %q; want %q, %q, %q", flag, cells[1], cells[2], cells[3], r.env, r.def, managed)
+			}
+		}
+		for _, r := range settingsTable {
+			if !documented[r.flag] {
+				t.Errorf("docs/settings.md does not document --%s (%s)", r.flag, r.env)
+			}
+		}
+	})
+}
+
+// managedValue is the value config.json gives the twin.
+func (r setting) managedValue() string {
+	if r.managed.ownValue {
+		return r.managed.value
+	}
+	return r.def
+}
+
+// markdownTable returns the body rows, as trimmed cells, of the table in
+// file whose first header cell is first.
+func markdownTable(t *testing.T, file, first string) [][]string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]string
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "|") {
+			if in {
+				break
+			}
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		switch {
+		case !in && cells[0] == first:
+			in = true
+		case in && strings.HasPrefix(cells[0], "---"):
+		case in:
+			rows = append(rows, cells)
+		}
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s has no table whose first column is %q", file, first)
+	}
+	return rows
+}
+
+// unquote drops the backticks around a table cell's code.
+func unquote(cell string) string { return strings.Trim(cell, "`") }
