@@ -57,6 +57,7 @@ type config struct {
 	rounds  int
 	batch   time.Duration
 	creates int // per round and side
+	mounts  int // Mounts (and Unmounts) per round, side and kind
 	floor   string
 	keep    bool
 	env     []string // added to portal-volume's environment
@@ -78,9 +79,10 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 16, "rounds per call and side (portal-volume and floor alternate)")
 	flag.DurationVar(&c.batch, "batch", 120*time.Millisecond, "length of one round of a memory-bound call")
 	flag.IntVar(&c.creates, "creates", 20, "Create (and Remove) calls per round and side")
+	flag.IntVar(&c.mounts, "mounts", 100, "Mount (and Unmount) calls per round, side and kind (at most half the volumes)")
 	flag.StringVar(&c.floor, "floor", "process", "where the floor server runs: process (a child process, as portal-volume is) or inproc (inside the benchmark)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (for inspection)")
-	calls := flag.String("calls", "", "comma list of the protocol calls to measure (Get,Path,Mount+Unmount,List,Create,Remove; default all)")
+	calls := flag.String("calls", "", "comma list of the protocol calls to measure (Get,Path,Mount,Unmount,List,Create,Remove; default all)")
 	env := flag.String("plugin-env", "", "comma list of KEY=VALUE added to portal-volume's environment (e.g. GOMEMLIMIT=64MiB)")
 	if len(os.Args) > 1 && os.Args[1] == floorCommand {
 		os.Exit(serveFloorMain(os.Args[2:]))
@@ -98,7 +100,7 @@ func main() {
 	}
 	for _, call := range strings.Split(*calls, ",") {
 		if call = strings.TrimSpace(call); call != "" {
-			if !slices.Contains([]string{"Get", "Path", "Mount+Unmount", "List", "Create", "Remove"}, call) {
+			if !slices.Contains([]string{"Get", "Path", "Mount", "Unmount", "List", "Create", "Remove"}, call) {
 				fatalf("--calls: unknown call %q", call)
 			}
 			c.calls = append(c.calls, call)
@@ -106,6 +108,9 @@ func main() {
 	}
 	if slices.Contains(c.calls, "Remove") && !slices.Contains(c.calls, "Create") {
 		c.calls = append(c.calls, "Create") // Remove removes what Create made
+	}
+	if slices.Contains(c.calls, "Unmount") && !slices.Contains(c.calls, "Mount") {
+		c.calls = append(c.calls, "Mount") // Unmount lets go of what Mount counted
 	}
 	for _, kv := range strings.Split(*env, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
@@ -202,8 +207,8 @@ func printHeader(c config) {
 	fmt.Printf("# portal-volume benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Printf("machine: %d CPUs (%s), %s memory, %s %s/%s; load average at start %s\n",
 		runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
-	fmt.Printf("run: -n %s, -c %s, --rounds %d, --batch %s, --creates %d, --floor %s",
-		joinInts(c.ns), joinInts(c.cs), c.rounds, c.batch, c.creates, c.floor)
+	fmt.Printf("run: -n %s, -c %s, --rounds %d, --batch %s, --mounts %d, --creates %d, --floor %s",
+		joinInts(c.ns), joinInts(c.cs), c.rounds, c.batch, c.mounts, c.creates, c.floor)
 	if len(c.env) > 0 {
 		fmt.Printf(", portal-volume environment %s", strings.Join(c.env, " "))
 	}
