@@ -1,6 +1,7 @@
 // Package appjson turns the data_dirs of a Portal app.json into the
 // portal-volume volumes that replace Portal's host bind mounts: for every
-// entry, a volume name and the driver options of SPEC.md.
+// entry, a volume of the one model (package spec), its name and the
+// driver options that create it.
 //
 // # The file
 //
@@ -31,56 +32,23 @@
 // Options are always explicit, so that the plugin never has to read a
 // meaning out of a name: app and path (folded, as spec.FoldPath gives it)
 // for an app directory, plus uid and gid (decimal) only when the entry gives
-// one: Portal chowned only those, so only those are enforced (SPEC.md,
-// Ownership); app and shared for a shared directory; tree alone for a whole
-// tree. mode and on_remove are left to the plugin's defaults.
+// one: Portal chowned only those, so only those are enforced; app and
+// shared for a shared directory; tree alone for a whole tree. mode and
+// on_remove are left to the plugin's defaults.
 //
 // # Names
 //
-// Names are stable: an installed app's volumes keep their names across
-// releases, and testdata/names.golden holds the names of every fixture. A
-// volume's name is <app>_<rest>, where rest takes one of four forms:
-//
-//   - path form: the folded path's components joined by ".", as in
-//     gitea_data (path /data) or paperless-ngx_usr.src.paperless.data (path
-//     /usr/src/paperless/data). It is used when every component is
-//     [A-Za-z0-9_-]+, the first component is not "shared", "tree" or "x"
-//     unless it is the only one, and the whole name is at most 255 bytes.
-//   - shared form: shared.<name>, as in navidrome_shared.music, for an entry
-//     with a shared directory. All entries of one app that name the same
-//     shared directory get the same volume.
-//   - tree form: tree.app_data or tree.service_data, as in
-//     filebrowser_tree.app_data, for an entry with a whole tree.
-//   - hash form: x.<h>, where h is the first 16 lower-case hex digits of
-//     the SHA-256 of the folded path, as in convos_x.79a9b5a372095dbd (path
-//     /~/convos/data), for every other path (a "." or "~" or a non-ASCII
-//     character in a component, a reserved first component followed by
-//     more, or a name that would be too long).
-//
-// The forms never overlap: a path-form rest never contains "..", never
-// starts or ends with ".", and starts with "shared.", "tree." or "x." only
-// if its first component is reserved with more after it, which sends the
-// path to the hash form. Within the path form, components hold no ".", so
-// joining them with "." loses nothing: distinct folded paths of one app get
-// distinct names. Distinct hash-form paths could in theory share a hash;
+// Names are spec.Name's, with the app as the prefix of shared and tree
+// volumes, and stable: an installed app's volumes keep their names across
+// releases, and testdata/names.golden holds the names of every fixture.
+// All entries of one app that name the same shared directory get the same
+// volume. Distinct hash-form paths could in theory share a name;
 // FromAppJSON refuses an app.json in which that happens, so the names it
 // returns are always distinct for distinct paths.
-//
-// Names match Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+ (an app starts with a
-// letter or digit, and rest uses only A-Z a-z 0-9 _ . -) and are at most
-// 255 bytes (an app is at most 64 bytes and a shared name at most 64).
-// For an app without "_" in its name, the app is what comes before the
-// first "_" of the volume name, so names of different apps differ too, and
-// a one-component path gets exactly the name SPEC.md's <app>_<dir> rule
-// reads back (gitea_data is app gitea, path /data). Other names mean their
-// directory only through their options: create them with the options
-// before anything mounts them by name.
 package appjson
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,34 +58,15 @@ import (
 	"strings"
 
 	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/internal/install"
 )
-
-// DefaultSharedNames are the shared directories a plugin allows when it is
-// not told otherwise (its --shared setting).
-var DefaultSharedNames = []string{"documents", "media", "music"}
 
 // Trees are the shared_dir values that mean a whole tree of the root.
 var Trees = []string{spec.TreeAppData, spec.TreeServiceData}
 
-// MaxNameLen is the longest volume name this package makes.
-const MaxNameLen = 255
-
-// DockerNamePattern is what Docker accepts as a volume name.
-var DockerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
-
 var (
-	componentPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	sharedPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	decimalPattern   = regexp.MustCompile(`^[0-9]+$`)
-	versionPattern   = regexp.MustCompile(`^[1-4]\.[0-9]+$`)
-)
-
-// Reserved first components: a path-form rest starting with one of these
-// and a "." would look like the shared, tree or hash form.
-const (
-	sharedPrefix = "shared"
-	treePrefix   = "tree"
-	hashPrefix   = "x"
+	decimalPattern = regexp.MustCompile(`^[0-9]+$`)
+	versionPattern = regexp.MustCompile(`^[1-4]\.[0-9]+$`)
 )
 
 // Form is how a data_dirs entry was written.
@@ -142,24 +91,16 @@ func (f Form) String() string {
 	return "Form(" + strconv.Itoa(int(f)) + ")"
 }
 
-// Volume is one data_dirs entry as a portal-volume volume.
+// Volume is one data_dirs entry as a portal-volume volume: its name,
+// options and meaning (install.Volume), and what the entry said.
 type Volume struct {
-	Name    string            // the volume name (see the package doc)
-	Options map[string]string // the driver options, always explicit
+	install.Volume
 
-	// What the entry said.
 	Index  int    // position in data_dirs
 	Form   Form   // how it was written
 	Path   string // the path as written: where the app mounts it
-	UID    uint32 // owner asked for; 0 when not given
-	GID    uint32
 	Owner  bool   // uid or gid given: the owner is enforced
-	Shared string // shared_dir naming a shared directory, "" when none
-	Tree   string // shared_dir naming a whole tree, "" when none
-
-	// What it means.
 	Target string // the folded path, where the service mounts the volume
-	Dir    string // the host directory relative to the plugin's root
 }
 
 // Problem is one reason an app.json is refused.
@@ -189,14 +130,14 @@ func (ps Problems) Error() string {
 
 // FromAppJSON reads an app.json and returns one volume per data_dirs entry,
 // in order, for the app named app. sharedNames are the shared directories
-// the plugin allows; nil means DefaultSharedNames. When anything is wrong
+// the plugin allows; nil means spec.DefaultSharedNames. When anything is wrong
 // it returns no volumes and a Problems error listing every problem found.
 func FromAppJSON(data []byte, app string, sharedNames []string) ([]Volume, error) {
 	if sharedNames == nil {
-		sharedNames = DefaultSharedNames
+		sharedNames = spec.DefaultSharedNames
 	}
 	var probs Problems
-	if err := CheckApp(app); err != nil {
+	if err := spec.CheckApp(app); err != nil {
 		probs = append(probs, Problem{-1, err.Error()})
 		app = "app" // still judge the entries, once each
 	}
@@ -238,52 +179,6 @@ func AppName(data []byte) (string, error) {
 		return "", fmt.Errorf(`"name" is %s: want a string`, jsonKind(raw))
 	}
 	return name, nil
-}
-
-// PathName is the name of app's volume for the data_dir path p.
-func PathName(app, p string) (string, error) {
-	folded, err := spec.FoldPath(p)
-	if err != nil {
-		return "", err
-	}
-	return pathName(app, folded), nil
-}
-
-// SharedName is the name of app's volume for the shared directory shared.
-func SharedName(app, shared string) string {
-	return app + "_" + sharedPrefix + "." + shared
-}
-
-// TreeName is the name of app's volume for the whole tree tree.
-func TreeName(app, tree string) string {
-	return app + "_" + treePrefix + "." + tree
-}
-
-// pathName names app's volume for a folded path.
-func pathName(app, folded string) string {
-	comps := strings.Split(folded[1:], "/")
-	readable := len(comps) == 1 || (comps[0] != sharedPrefix && comps[0] != treePrefix && comps[0] != hashPrefix)
-	for _, c := range comps {
-		readable = readable && componentPattern.MatchString(c)
-	}
-	if readable {
-		if name := app + "_" + strings.Join(comps, "."); len(name) <= MaxNameLen {
-			return name
-		}
-	}
-	sum := sha256.Sum256([]byte(folded))
-	return app + "_" + hashPrefix + "." + hex.EncodeToString(sum[:8])
-}
-
-// CheckApp says whether app is a name the plugin takes as an app.
-func CheckApp(app string) error {
-	// The parser holds the rule; "/x" is a valid path, so only app can fail.
-	_, err := spec.Parser{}.Parse("", map[string]string{spec.KeyApp: app, spec.KeyPath: "/x"})
-	var oe *spec.OptionError
-	if errors.As(err, &oe) {
-		return fmt.Errorf("app name %q: %s", app, oe.Allowed)
-	}
-	return err
 }
 
 func dataDirs(data []byte) ([]json.RawMessage, error) {
@@ -363,7 +258,6 @@ func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume
 		if slices.Contains(Trees, shared) {
 			return tree(v, shared, f, app)
 		}
-		v.Shared = shared
 		opts[spec.KeyShared] = shared
 	} else {
 		opts[spec.KeyPath] = target
@@ -392,25 +286,23 @@ func entry(i int, raw json.RawMessage, app string, sharedNames []string) (Volume
 	if err != nil {
 		return v, explain(err, sharedNames)
 	}
-	if s.Shared != "" && !sharedPattern.MatchString(s.Shared) {
+	if s.Kind == spec.KindShared && !spec.SharedNamePattern.MatchString(s.Shared) {
 		// Only a caller's odd shared names get here: the plugin's own
 		// setting allows no other.
 		return v, fmt.Errorf("shared_dir %q: want a name of A-Z a-z 0-9 _ . -", s.Shared)
 	}
-	v.UID, v.GID = s.UID, s.GID
-	if s.Shared != "" {
-		v.Name = SharedName(app, s.Shared)
+	v.Spec = s
+	v.Name = spec.Name(s, app)
+	if s.Kind == spec.KindShared {
 		v.Options = map[string]string{spec.KeyApp: app, spec.KeyShared: s.Shared}
 	} else {
-		v.Name = pathName(app, s.Path)
 		v.Options = map[string]string{spec.KeyApp: app, spec.KeyPath: s.Path}
 		if v.Owner {
 			v.Options[spec.KeyUID] = strconv.FormatUint(uint64(s.UID), 10)
 			v.Options[spec.KeyGID] = strconv.FormatUint(uint64(s.GID), 10)
 		}
 	}
-	v.Dir = s.Dir()
-	if !DockerNamePattern.MatchString(v.Name) || len(v.Name) > MaxNameLen {
+	if !spec.DockerNamePattern.MatchString(v.Name) || len(v.Name) > spec.MaxNameLen {
 		return v, fmt.Errorf("volume name %q is not a valid Docker volume name", v.Name) // not reached
 	}
 	return v, nil
@@ -427,10 +319,13 @@ func tree(v Volume, name string, f entryFields, app string) (Volume, error) {
 				id.key, bytes.TrimSpace(id.raw), name)
 		}
 	}
-	v.Tree = name
-	v.Name = TreeName(app, name)
 	v.Options = map[string]string{spec.KeyTree: name}
-	v.Dir = name
+	s, err := spec.Parser{}.Parse("", v.Options)
+	if err != nil {
+		return v, err // not reached: Trees are trees
+	}
+	v.Spec = s
+	v.Name = spec.Name(s, app)
 	return v, nil
 }
 
@@ -472,8 +367,7 @@ func explain(err error, sharedNames []string) error {
 
 // conflicts finds what the plugin would refuse between entries: two
 // entries mounting the same path, an app directory inside another, and
-// (never seen) two paths with one name. Shared directories and trees may
-// hold app directories.
+// (never seen) two paths with one name.
 func conflicts(vols []Volume) []Problem {
 	var probs []Problem
 	byTarget := make(map[string]int, len(vols)) // folded path -> entry
@@ -485,17 +379,17 @@ func conflicts(vols []Volume) []Problem {
 			continue
 		}
 		byTarget[v.Target] = v.Index
-		if o, ok := names[v.Name]; ok && o.Dir != v.Dir {
+		if o, ok := names[v.Name]; ok && o.Spec.Dir() != v.Spec.Dir() {
 			probs = append(probs, Problem{v.Index, fmt.Sprintf("path %s gets volume name %s, as data_dirs[%d] (path %s) does; rename one of the paths", v.Target, v.Name, o.Index, o.Target)})
 			continue
 		}
 		names[v.Name] = v
-		if v.isAppDir() {
+		if v.exclusive() {
 			appDirs[v.Target] = v.Index
 		}
 	}
 	for _, v := range vols {
-		if !v.isAppDir() || byTarget[v.Target] != v.Index {
+		if !v.exclusive() || byTarget[v.Target] != v.Index {
 			continue
 		}
 		for i := 1; i < len(v.Target); i++ {
@@ -510,7 +404,9 @@ func conflicts(vols []Volume) []Problem {
 	return probs
 }
 
-func (v Volume) isAppDir() bool { return v.Shared == "" && v.Tree == "" }
+// exclusive tells whether v is of a kind whose directories may not nest
+// (app directories); shared directories and trees may hold them.
+func (v Volume) exclusive() bool { return v.Spec.Kind.Info().Exclusive }
 
 func isNull(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)

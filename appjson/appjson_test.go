@@ -53,7 +53,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -296,17 +295,17 @@ func TestFixtures(t *testing.T) {
 				if v.Target != w.target {
 					t.Errorf("[%d] Target = %q, want %q", i, v.Target, w.target)
 				}
-				if v.Dir != w.dir {
-					t.Errorf("[%d] Dir = %q, want %q", i, v.Dir, w.dir)
+				if v.Spec.Dir() != w.dir {
+					t.Errorf("[%d] Dir = %q, want %q", i, v.Spec.Dir(), w.dir)
 				}
 				if fmt.Sprint(v.Options) != fmt.Sprint(w.opts) {
 					t.Errorf("[%d] Options = %v, want %v", i, v.Options, w.opts)
 				}
-				if (v.Shared != "" || v.Tree != "") != (v.Form == FormShared) || v.Shared != w.opts["shared"] || v.Tree != w.opts["tree"] {
-					t.Errorf("[%d] Form %v, Shared %q, Tree %q; want shared %q, tree %q", i, v.Form, v.Shared, v.Tree, w.opts["shared"], w.opts["tree"])
+				if (v.Spec.Shared != "" || v.Spec.Tree != "") != (v.Form == FormShared) || v.Spec.Shared != w.opts["shared"] || v.Spec.Tree != w.opts["tree"] {
+					t.Errorf("[%d] Form %v, Shared %q, Tree %q; want shared %q, tree %q", i, v.Form, v.Spec.Shared, v.Spec.Tree, w.opts["shared"], w.opts["tree"])
 				}
-				if _, owner := w.opts["uid"]; v.Owner != owner || (owner && (fmt.Sprint(v.UID) != w.opts["uid"] || fmt.Sprint(v.GID) != w.opts["gid"])) {
-					t.Errorf("[%d] owner %v %d:%d, want %s:%s", i, v.Owner, v.UID, v.GID, w.opts["uid"], w.opts["gid"])
+				if _, owner := w.opts["uid"]; v.Owner != owner || (owner && (fmt.Sprint(v.Spec.UID) != w.opts["uid"] || fmt.Sprint(v.Spec.GID) != w.opts["gid"])) {
+					t.Errorf("[%d] owner %v %d:%d, want %s:%s", i, v.Owner, v.Spec.UID, v.Spec.GID, w.opts["uid"], w.opts["gid"])
 				}
 			}
 		})
@@ -319,8 +318,8 @@ func TestEntryAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := fmt.Sprintf("%v %q %d:%d | %v %q %d:%d | %v %q %q", vols[0].Form, vols[0].Path, vols[0].UID, vols[0].GID,
-		vols[1].Form, vols[1].Path, vols[1].UID, vols[1].GID, vols[2].Form, vols[2].Path, vols[2].Shared)
+	got := fmt.Sprintf("%v %q %d:%d | %v %q %d:%d | %v %q %q", vols[0].Form, vols[0].Path, vols[0].Spec.UID, vols[0].Spec.GID,
+		vols[1].Form, vols[1].Path, vols[1].Spec.UID, vols[1].Spec.GID, vols[2].Form, vols[2].Path, vols[2].Spec.Shared)
 	want := `string "/a/" 0:0 | object "b" 5:6 | shared "/m//" "media"`
 	if vols[0].Owner || !vols[1].Owner || vols[2].Owner {
 		t.Errorf("Owner %v %v %v, want false true false", vols[0].Owner, vols[1].Owner, vols[2].Owner)
@@ -359,9 +358,9 @@ func TestRefusals(t *testing.T) {
 
 // Every volume's options, as the plugin gets them, parse without error and
 // mean the directory Portal's bind mount used; a path-form name of one
-// component means it even without options (SPEC.md's <app>_<dir> rule).
+// component means it even without options (the <app>_<dir> rule).
 func TestVolumesParseWithSpec(t *testing.T) {
-	p := spec.Parser{SharedNames: DefaultSharedNames}
+	p := spec.Parser{SharedNames: spec.DefaultSharedNames}
 	for _, f := range fixtures {
 		vols, err := FromAppJSON(readFixture(t, f.file), f.app, nil)
 		if err != nil {
@@ -376,114 +375,13 @@ func TestVolumesParseWithSpec(t *testing.T) {
 			if s.Dir() != f.want[i].dir {
 				t.Errorf("%s[%d] %s: parses to %s, want %s", f.file, i, v.Name, s.Dir(), f.want[i].dir)
 			}
-			if v.isAppDir() && !strings.Contains(v.Target[1:], "/") && !strings.Contains(f.app, "_") &&
+			if v.exclusive() && !strings.Contains(v.Target[1:], "/") && !strings.Contains(f.app, "_") &&
 				!strings.Contains(v.Name, ".") {
 				byName, err := p.Parse(v.Name, nil)
 				if err != nil || byName.Dir() != s.Dir() {
 					t.Errorf("%s by name alone: %s, %v; want %s", v.Name, byName.Dir(), err, s.Dir())
 				}
 			}
-		}
-	}
-}
-
-func TestNames(t *testing.T) {
-	for _, c := range []struct{ app, path, want string }{
-		{"gitea", "/data", "gitea_data"},
-		{"gitea", "data/", "gitea_data"},
-		{"myapp", "/user_data", "myapp_user_data"},
-		{"a", "/usr/src/paperless/data", "a_usr.src.paperless.data"},
-		{"a", "/shared", "a_shared"}, // one component: path form
-		{"a", "/x", "a_x"},
-		{"a", "/shared/media", "a_x.f2faca62367075e6"}, // would look like SharedName(a, media)
-		{"a", "/x/1", "a_x.e58085d4dd003293"},
-		{"a", "/tree", "a_tree"},
-		{"a", "/tree/app_data", "a_x.475ab3602bc444de"}, // would look like TreeName(a, app_data)
-		{"my_app", "/data", "my_app_data"},
-	} {
-		got, err := PathName(c.app, c.path)
-		if err != nil || got != c.want {
-			t.Errorf("PathName(%q, %q) = %q, %v; want %q", c.app, c.path, got, err, c.want)
-		}
-	}
-	if got := SharedName("a", "media"); got != "a_shared.media" {
-		t.Errorf("SharedName = %q", got)
-	}
-	if got := TreeName("a", "app_data"); got != "a_tree.app_data" {
-		t.Errorf("TreeName = %q", got)
-	}
-	if _, err := PathName("a", "/../etc"); err == nil {
-		t.Error("PathName accepted ..")
-	}
-}
-
-// genPath makes a path from components likely to meet the edges of the
-// naming scheme: reserved words, ".", "_", "-", non-ASCII, spaces, and long
-// components.
-func genPath(r *rand.Rand) string {
-	atoms := []string{"a", "B", "0", "_", "-", ".", "x", "shared", "tree", "app_data", "data", "é", " ", "media", "~", "'", ":"}
-	n := 1 + r.IntN(4)
-	comps := make([]string, n)
-	for i := range comps {
-		var b strings.Builder
-		for k := 1 + r.IntN(4); k > 0; k-- {
-			b.WriteString(atoms[r.IntN(len(atoms))])
-		}
-		if r.IntN(40) == 0 {
-			b.WriteString(strings.Repeat("z", 100+r.IntN(150)))
-		}
-		comps[i] = b.String()
-	}
-	p := strings.Join(comps, "/")
-	if r.IntN(2) == 0 {
-		p = "/" + p
-	}
-	if r.IntN(4) == 0 {
-		p += "/"
-	}
-	return p
-}
-
-// A quick property test: over generated paths and apps, names are valid
-// Docker names of at most 255 bytes, deterministic, and distinct for
-// distinct folded paths (and distinct from shared names).
-func TestNameProperties(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 11))
-	apps := []string{"a", "gitea", "paperless-ngx", "my_app", strings.Repeat("q", 64)}
-	for _, app := range apps {
-		seen := map[string]string{} // name -> folded path or "shared:<name>"
-		for _, sh := range []string{"documents", "media", "music", "a.b", "x"} {
-			seen[SharedName(app, sh)] = "shared:" + sh
-		}
-		for _, tr := range Trees {
-			seen[TreeName(app, tr)] = "tree:" + tr
-		}
-		for i := 0; i < 20000; i++ {
-			p := genPath(r)
-			folded, err := spec.FoldPath(p)
-			if err != nil {
-				continue
-			}
-			name, err := PathName(app, p)
-			if err != nil {
-				t.Fatalf("PathName(%q, %q): %v", app, p, err)
-			}
-			if again, _ := PathName(app, p); again != name {
-				t.Fatalf("PathName(%q, %q) = %q, then %q", app, p, name, again)
-			}
-			if !DockerNamePattern.MatchString(name) || len(name) > MaxNameLen {
-				t.Fatalf("PathName(%q, %q) = %q (%d bytes): not a valid Docker volume name", app, p, name, len(name))
-			}
-			if !strings.HasPrefix(name, app+"_") {
-				t.Fatalf("PathName(%q, %q) = %q: want the app first", app, p, name)
-			}
-			if other, ok := seen[name]; ok && other != folded {
-				t.Fatalf("PathName(%q, %q) = %q, the name of %q too", app, p, name, other)
-			}
-			seen[name] = folded
-		}
-		if len(seen) < 5000 {
-			t.Errorf("app %s: only %d distinct names: the generator is too narrow", app, len(seen))
 		}
 	}
 }
@@ -555,7 +453,7 @@ func TestSharedNames(t *testing.T) {
 		t.Fatalf("%v, %v; want media refused, photos allowed", vols, err)
 	}
 	vols, err = FromAppJSON(data, "app", []string{"photos", "media"})
-	if err != nil || vols[0].Name != "app_shared.photos" || vols[0].Dir != "shared/photos" {
+	if err != nil || vols[0].Name != "app_shared.photos" || vols[0].Spec.Dir() != "shared/photos" {
 		t.Fatalf("%+v, %v", vols, err)
 	}
 	// A name the plugin's own setting would never allow is refused, not
@@ -597,7 +495,7 @@ func FuzzFromAppJSON(f *testing.F) {
 	}
 	f.Add([]byte(`{"data_dirs": ["/data"]}`), "my_app")
 	f.Add([]byte(`{"data_dirs": ["/data"]}`), "")
-	p := spec.Parser{SharedNames: DefaultSharedNames}
+	p := spec.Parser{SharedNames: spec.DefaultSharedNames}
 	f.Fuzz(func(t *testing.T, data []byte, app string) {
 		vols, err := FromAppJSON(data, app, nil)
 		if err != nil {
@@ -618,20 +516,20 @@ func FuzzFromAppJSON(f *testing.F) {
 			if v.Index != i {
 				t.Fatalf("volume %d has Index %d", i, v.Index)
 			}
-			if !DockerNamePattern.MatchString(v.Name) || len(v.Name) > MaxNameLen {
+			if !spec.DockerNamePattern.MatchString(v.Name) || len(v.Name) > spec.MaxNameLen {
 				t.Fatalf("bad name %q", v.Name)
 			}
 			s, err := p.Parse(v.Name, v.Options)
 			if err != nil {
 				t.Fatalf("%s %v: %v", v.Name, v.Options, err)
 			}
-			if s.Dir() != v.Dir {
-				t.Fatalf("%s: Dir %s, parses to %s", v.Name, v.Dir, s.Dir())
+			if s.Dir() != v.Spec.Dir() {
+				t.Fatalf("%s: Dir %s, parses to %s", v.Name, v.Spec.Dir(), s.Dir())
 			}
-			if d, ok := dirs[v.Name]; ok && d != v.Dir {
-				t.Fatalf("name %s for %s and %s", v.Name, d, v.Dir)
+			if d, ok := dirs[v.Name]; ok && d != v.Spec.Dir() {
+				t.Fatalf("name %s for %s and %s", v.Name, d, v.Spec.Dir())
 			}
-			dirs[v.Name] = v.Dir
+			dirs[v.Name] = v.Spec.Dir()
 			if targets[v.Target] {
 				t.Fatalf("target %s twice", v.Target)
 			}
@@ -640,8 +538,8 @@ func FuzzFromAppJSON(f *testing.F) {
 		// No app directory lies inside another.
 		appDirs := map[string]bool{}
 		for _, v := range vols {
-			if v.isAppDir() {
-				appDirs[v.Dir] = true
+			if v.exclusive() {
+				appDirs[v.Spec.Dir()] = true
 			}
 		}
 		for d := range appDirs {
@@ -669,7 +567,7 @@ func goldenLines(t *testing.T) []string {
 				opts = append(opts, k+"="+val)
 			}
 			slices.Sort(opts)
-			lines = append(lines, strings.Join([]string{f.file, v.Name, v.Dir, strings.Join(opts, " ")}, "\t"))
+			lines = append(lines, strings.Join([]string{f.file, v.Name, v.Spec.Dir(), strings.Join(opts, " ")}, "\t"))
 		}
 	}
 	return lines

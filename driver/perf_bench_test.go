@@ -1,12 +1,9 @@
 package driver
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -20,11 +17,11 @@ import (
 )
 
 // protoVolumes is how many volumes the call benchmarks start with: the
-// count of scripts/bench's protocol figures.
+// count of the bench's protocol figures.
 const protoVolumes = 100
 
 // BenchmarkCalls times the memory-bound calls in-process with as many
-// volumes as scripts/bench's protocol figures: what the driver adds to a
+// volumes as the bench's protocol figures: what the driver adds to a
 // request, without HTTP. (BenchmarkGet and BenchmarkMountUnmount time the
 // same calls with 10,000 volumes.)
 func BenchmarkCalls(b *testing.B) {
@@ -50,28 +47,19 @@ func BenchmarkCalls(b *testing.B) {
 }
 
 // writeRecords writes n records of volumes named benchName(i) into the
-// state directory below root, as state.Records.Put does but without fsync
-// (the benchmarks are about reading them).
+// state directory below root, without fsync (the benchmarks are about
+// reading them).
 func writeRecords(b *testing.B, root string, n int) {
 	b.Helper()
-	dir := filepath.Join(root, StateDirName, "volumes")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		b.Fatal(err)
-	}
 	created := time.Now().UTC().Truncate(time.Second)
-	for i := range n {
-		name := benchName(i)
-		v := state.Volume{Name: name, CreatedAt: created, Spec: spec.Spec{
-			App: fmt.Sprintf("app%d", i), Path: "/data", UID: 1000, GID: 1000, Mode: 0o750, OnRemove: spec.Keep,
+	vols := make([]state.Volume, n)
+	for i := range vols {
+		vols[i] = state.Volume{Name: benchName(i), CreatedAt: created, Spec: spec.Spec{
+			App: fmt.Sprintf("app%d", i), Path: "/data", UID: 1000, GID: 1000, Mode: 0o750, Enforce: true, OnRemove: spec.Keep,
 		}}
-		data, err := json.Marshal(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sum := sha256.Sum256([]byte(name))
-		if err := os.WriteFile(filepath.Join(dir, hex.EncodeToString(sum[:16])+".json"), append(data, '\n'), 0o600); err != nil {
-			b.Fatal(err)
-		}
+	}
+	if err := state.Seed(filepath.Join(root, StateDirName), vols); err != nil {
+		b.Fatal(err)
 	}
 }
 

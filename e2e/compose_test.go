@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portal/portal-volume/appjson"
+	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
@@ -234,13 +235,13 @@ var composeCases = []struct {
 					}
 					c.mustRun(t, "e2e"+fixture, []string{filepath.Join(dir, "base.yml"), filepath.Join(dir, "override.yml")}, "run", "--rm", app)
 					for _, v := range want {
-						if got := readFile(t, e.host(filepath.Join(v.Dir, "e2e-written"))); got != fixture+"\n" {
-							t.Errorf("%s (%s): file = %q", v.Dir, v.Name, got)
+						if got := readFile(t, e.host(filepath.Join(v.Spec.Dir(), "e2e-written"))); got != fixture+"\n" {
+							t.Errorf("%s (%s): file = %q", v.Spec.Dir(), v.Name, got)
 						}
-						if v.Shared == "" && v.Tree == "" {
-							wantOwner(t, e.host(v.Dir), v.UID, v.GID, 0o755)
+						if v.Spec.Kind == spec.KindApp {
+							wantOwner(t, e.host(v.Spec.Dir()), v.Spec.UID, v.Spec.GID, 0o755)
 						} else {
-							t.Cleanup(func() { os.Remove(e.host(filepath.Join(v.Dir, "e2e-written"))) })
+							t.Cleanup(func() { os.Remove(e.host(filepath.Join(v.Spec.Dir(), "e2e-written"))) })
 						}
 					}
 				})

@@ -21,7 +21,7 @@
 //
 // With the root R (the plugin's --root):
 //
-//	R/app_data/<app>/<sub>   app <app>, path /<sub>: named as appjson names it (<app>_<sub, "."-joined>)
+//	R/app_data/<app>/<sub>   app <app>, path /<sub>: named as spec.Name names it (<app>_<sub, "."-joined>)
 //	R/shared/<name>          shared <name>: <project>_shared.<name>
 //	R/shared                 tree shared:   <project>_tree.shared
 //	R/app_data               tree app_data: <project>_tree.app_data

@@ -167,7 +167,7 @@ func modeBits(m os.FileMode) os.FileMode {
 func report(p *Plan, base, root string) string {
 	var b strings.Builder
 	for _, r := range p.Replaced {
-		fmt.Fprintf(&b, "replaced %s -> %s %s exists=%v\n", r.Mount, r.Volume.Name, r.Volume.Dir, r.Volume.Exists)
+		fmt.Fprintf(&b, "replaced %s -> %s %s exists=%v\n", r.Mount, r.Volume.Name, r.Volume.Spec.Dir(), r.Volume.Exists)
 	}
 	for _, k := range p.Kept {
 		fmt.Fprintf(&b, "kept %s\n", k)
@@ -409,7 +409,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, r := range p.Replaced {
-			if r.Volume.Exists || strings.Contains(r.Volume.Dir, "..") || r.Volume.Name == "" {
+			if r.Volume.Exists || strings.Contains(r.Volume.Spec.Dir(), "..") || r.Volume.Name == "" {
 				t.Fatalf("%s -> %+v", r.Mount, r.Volume)
 			}
 		}

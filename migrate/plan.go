@@ -12,28 +12,27 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/portal/portal-volume/appjson"
 	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/internal/install"
 )
 
 // Config is what a plan depends on besides the file.
 type Config struct {
 	Root        string   // the plugin's root, absolute
-	SharedNames []string // the plugin's --shared; nil means appjson.DefaultSharedNames
+	SharedNames []string // the plugin's --shared; nil means spec.DefaultSharedNames
 	Project     string   // prefix of shared and tree volume names
 	Dir         string   // the compose file's directory, for relative sources
 	Home        string   // what "~" means; "" refuses such sources
 }
 
-// Volume is one portal-volume volume of the plan.
+// Volume is one portal-volume volume of the plan: its name, options and
+// meaning (install.Volume), and its directory as it is on disk.
 type Volume struct {
-	Name    string
-	Options map[string]string
-	Dir     string // relative to the root
-	Exists  bool   // the directory is there and is adopted as it is
-	UID     uint32 // its owner and mode, when it exists
-	GID     uint32
-	Mode    uint32
+	install.Volume
+	Exists bool   // the directory is there and is adopted as it is
+	UID    uint32 // its owner and mode, when it exists
+	GID    uint32
+	Mode   uint32
 }
 
 // Replaced is a bind mount and the volume that takes its place.
@@ -56,11 +55,11 @@ func MakePlan(f *File, cfg Config) (*Plan, error) {
 	if !filepath.IsAbs(cfg.Root) {
 		return nil, fmt.Errorf("root %q: want an absolute path", cfg.Root)
 	}
-	if err := appjson.CheckApp(cfg.Project); err != nil {
+	if err := spec.CheckApp(cfg.Project); err != nil {
 		return nil, fmt.Errorf("project %q (the prefix of shared and tree volume names): %v", cfg.Project, err)
 	}
 	if cfg.SharedNames == nil {
-		cfg.SharedNames = appjson.DefaultSharedNames
+		cfg.SharedNames = spec.DefaultSharedNames
 	}
 	root := filepath.Clean(cfg.Root)
 	p := &Plan{Kept: slices.Clone(f.Kept)} // entries not read may be bind mounts
@@ -75,19 +74,19 @@ func MakePlan(f *File, cfg Config) (*Plan, error) {
 			p.Kept = append(p.Kept, Kept{m, err.Error()})
 			continue
 		}
-		if have, ok := byDir[v.Dir]; ok {
+		if have, ok := byDir[v.Spec.Dir()]; ok {
 			v = have
 		} else {
-			byDir[v.Dir] = v
+			byDir[v.Spec.Dir()] = v
 		}
 		candidates = append(candidates, Replaced{m, v})
 	}
-	// Volumes nest in neither direction, but trees hold the others by
-	// design: of two app or shared directories one inside the other, the
-	// inner one stays a bind mount.
+	// Volumes nest in neither direction, but some kinds (trees) hold the
+	// others by design: of two directories one inside the other, neither
+	// of such a kind, the inner one stays a bind mount.
 	for _, r := range candidates {
 		if outer := nestedIn(r.Volume, byDir); outer != "" {
-			p.Kept = append(p.Kept, Kept{r.Mount, fmt.Sprintf("%s lies inside %s, which is mounted too: volumes may not nest", r.Volume.Dir, outer)})
+			p.Kept = append(p.Kept, Kept{r.Mount, fmt.Sprintf("%s lies inside %s, which is mounted too: volumes may not nest", r.Volume.Spec.Dir(), outer)})
 			continue
 		}
 		p.Replaced = append(p.Replaced, r)
@@ -104,17 +103,20 @@ func MakePlan(f *File, cfg Config) (*Plan, error) {
 	return p, nil
 }
 
+// nestedIn is the directory of another volume of the plan that v lies
+// inside, "" when none; a volume of a kind that contains others neither
+// lies inside one nor holds one.
 func nestedIn(v *Volume, byDir map[string]*Volume) string {
-	if v.Options[spec.KeyTree] != "" {
+	if v.Spec.Kind.Info().Contains {
 		return ""
 	}
-	for d := v.Dir; ; {
+	for d := v.Spec.Dir(); ; {
 		i := strings.LastIndexByte(d, '/')
 		if i < 0 {
 			return ""
 		}
 		d = d[:i]
-		if o, ok := byDir[d]; ok && o.Options[spec.KeyTree] == "" {
+		if o, ok := byDir[d]; ok && !o.Spec.Kind.Info().Contains {
 			return d
 		}
 	}
@@ -152,6 +154,10 @@ func (cfg Config) volume(root, src string) (*Volume, error) {
 	}
 	if err := v.inspect(root, rel); err != nil {
 		return nil, err
+	}
+	// What the plugin makes of the options, as it will at Create.
+	if v.Spec, err = (spec.Parser{SharedNames: cfg.SharedNames}).Parse(v.Name, v.Options); err != nil {
+		return nil, fmt.Errorf("%s: %v", rel, err)
 	}
 	return v, nil
 }
@@ -201,42 +207,24 @@ func under(root, p string) (string, bool) {
 
 // kind maps a directory of the tree to its volume's name and options.
 func (cfg Config) kind(rel string) (*Volume, error) {
-	comps := strings.Split(rel, "/")
-	v := &Volume{Dir: rel}
-	switch {
-	case len(comps) == 1 && (comps[0] == spec.TreeAppData || comps[0] == spec.TreeServiceData || comps[0] == spec.TreeShared):
-		v.Name = appjson.TreeName(cfg.Project, comps[0])
-		v.Options = map[string]string{spec.KeyTree: comps[0]}
-	case comps[0] == spec.TreeShared && len(comps) == 2:
-		name := comps[1]
-		if !slices.Contains(cfg.SharedNames, name) {
-			list := strings.Join(append(slices.Clone(cfg.SharedNames), name), ",")
+	s, err := spec.ForDir(rel)
+	if err != nil {
+		return nil, err
+	}
+	v := &Volume{Volume: install.Volume{Name: spec.Name(s, cfg.Project), Spec: s}}
+	switch s.Kind {
+	case spec.KindTree:
+		v.Options = map[string]string{spec.KeyTree: s.Tree}
+	case spec.KindShared:
+		if !slices.Contains(cfg.SharedNames, s.Shared) {
+			list := strings.Join(append(slices.Clone(cfg.SharedNames), s.Shared), ",")
 			return nil, fmt.Errorf("shared directory %q is not one the plugin allows (%s): run the plugin with --shared %s "+
 				"(managed: docker plugin set portal-volume SHARED_DIRS=%s) and migrate with --shared %s",
-				name, strings.Join(cfg.SharedNames, ","), list, list, list)
+				s.Shared, strings.Join(cfg.SharedNames, ","), list, list, list)
 		}
-		v.Name = appjson.SharedName(cfg.Project, name)
-		v.Options = map[string]string{spec.KeyApp: cfg.Project, spec.KeyShared: name}
-	case comps[0] == spec.TreeShared:
-		return nil, fmt.Errorf("%s lies inside shared directory shared/%s: a volume is a whole shared directory", rel, comps[1])
-	case comps[0] == spec.TreeAppData && len(comps) == 2:
-		return nil, fmt.Errorf("%s is an app's whole directory: a volume is one directory below it, or the whole app_data tree", rel)
-	case comps[0] == spec.TreeAppData:
-		app := comps[1]
-		if err := appjson.CheckApp(app); err != nil {
-			return nil, fmt.Errorf("%s: %v", rel, err)
-		}
-		sub := "/" + strings.Join(comps[2:], "/")
-		folded, err := spec.FoldPath(sub)
-		if err != nil {
-			return nil, fmt.Errorf("%s: path %s: %v", rel, sub, err)
-		}
-		v.Name, _ = appjson.PathName(app, folded)
-		v.Options = map[string]string{spec.KeyApp: app, spec.KeyPath: folded}
-	case comps[0] == spec.TreeServiceData:
-		return nil, fmt.Errorf("%s lies inside service_data: only the whole service_data tree is a volume", rel)
+		v.Options = map[string]string{spec.KeyApp: cfg.Project, spec.KeyShared: s.Shared}
 	default:
-		return nil, fmt.Errorf("%s is not under app_data, service_data or shared of the root", rel)
+		v.Options = map[string]string{spec.KeyApp: s.App, spec.KeyPath: s.Path}
 	}
 	return v, nil
 }
@@ -267,7 +255,7 @@ func (v *Volume) inspect(root, rel string) error {
 		if i == len(comps)-1 {
 			st := fi.Sys().(*syscall.Stat_t)
 			v.Exists, v.UID, v.GID, v.Mode = true, st.Uid, st.Gid, uint32(fi.Mode().Perm())|specialBits(fi.Mode())
-			if _, ok := v.Options[spec.KeyPath]; ok {
+			if !v.Spec.Kind.Info().IDMapped { // a directory that is chowned
 				v.Options[spec.KeyUID] = strconv.FormatUint(uint64(v.UID), 10)
 				v.Options[spec.KeyGID] = strconv.FormatUint(uint64(v.GID), 10)
 				v.Options[spec.KeyMode] = fmt.Sprintf("%04o", v.Mode)

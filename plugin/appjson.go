@@ -1,20 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/portal/portal-volume/appjson"
+	"github.com/portal/portal-volume/internal/install"
 )
 
 const appJSONUsage = `usage: portal-volume appjson [flags] FILE
@@ -27,9 +20,6 @@ through the plugin's socket.
 
 flags:
 `
-
-// defaultDriver is the name Docker knows the plugin by.
-const defaultDriver = "portal-volume"
 
 // runAppJSON is the appjson subcommand. It returns the exit code:
 // 0 done, 1 the app.json is refused or a create failed, 2 bad usage.
@@ -73,7 +63,7 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	if len(problems) > 0 {
 		judged = "app" // still list the entries' problems
 	}
-	vols, err := appjson.FromAppJSON(data, judged, sharedNames)
+	entries, err := appjson.FromAppJSON(data, judged, sharedNames)
 	var ps appjson.Problems
 	if errors.As(err, &ps) {
 		for _, p := range ps {
@@ -89,109 +79,61 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 		*service = name
 	}
 
-	if !*create {
+	vols := unique(entries)
+	if *create {
+		report := stdout
 		if *format == "compose" {
-			writeCompose(stdout, *driver, name, *service, vols, false)
-		} else {
-			writeCommands(stdout, *driver, vols)
+			report = stderr
 		}
-		return 0
-	}
-	report := stdout
-	if *format == "compose" {
-		report = stderr
-	}
-	var failed []string
-	for _, v := range unique(vols) {
-		if err := createVolume(sockPath, v.Name, v.Options); err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", v.Name, err))
-			continue
+		if failed := install.Create(in.client(sockPath), vols, report); len(failed) > 0 {
+			return fail(plural(len(failed), "volume")+" not created", failed...)
 		}
-		fmt.Fprintf(report, "created %s (%s)\n", v.Name, v.Dir)
-	}
-	if len(failed) > 0 {
-		return fail(plural(len(failed), "volume")+" not created", failed...)
+		if *format != "compose" {
+			return 0
+		}
 	}
 	if *format == "compose" {
-		writeCompose(stdout, *driver, name, *service, vols, true)
+		override(name, *service, *driver, *create, entries, vols).Write(stdout)
+	} else {
+		install.Commands(stdout, *driver, vols)
 	}
 	return 0
 }
 
-// unique drops later entries that name a volume already listed (entries
-// mounting one shared directory at two paths).
-func unique(vols []appjson.Volume) []appjson.Volume {
-	seen := make(map[string]bool, len(vols))
-	var out []appjson.Volume
-	for _, v := range vols {
+// unique is the volumes of entries, each once: entries may mount one
+// shared directory at two paths.
+func unique(entries []appjson.Volume) []install.Volume {
+	seen := make(map[string]bool, len(entries))
+	var out []install.Volume
+	for _, v := range entries {
 		if !seen[v.Name] {
 			seen[v.Name] = true
-			out = append(out, v)
+			out = append(out, v.Volume)
 		}
 	}
 	return out
 }
 
-func writeCommands(w io.Writer, driver string, vols []appjson.Volume) {
-	for _, v := range unique(vols) {
-		var b strings.Builder
-		b.WriteString("docker volume create -d " + shellQuote(driver))
-		for _, kv := range appjson.OrderedOptions(v.Options) {
-			b.WriteString(" -o " + shellQuote(kv[0]+"="+kv[1]))
-		}
-		b.WriteString(" " + shellQuote(v.Name))
-		fmt.Fprintln(w, b.String())
+// override is the compose override that mounts the app's volumes into
+// service, at the paths its entries give.
+func override(app, service, driver string, external bool, entries []appjson.Volume, vols []install.Volume) *install.Override {
+	o := &install.Override{
+		Header: []string{
+			"portal-volume volumes of app " + app + ", from its app.json data_dirs.",
+			"Use as an override file: docker-compose -f docker-compose.yml -f THIS_FILE up -d",
+		},
+		Volumes:  vols,
+		Driver:   driver,
+		External: external,
 	}
-}
-
-// writeCompose prints a compose override file: the service's volumes and
-// the top-level volumes section. Every string is double-quoted, so that
-// YAML reads no name or value as a number or a boolean.
-func writeCompose(w io.Writer, driver, app, service string, vols []appjson.Volume, external bool) {
-	q := strconv.Quote
-	if len(vols) == 0 {
-		fmt.Fprintf(w, "# app %s has no data_dirs: no volumes to mount.\n", app)
-		return
+	if len(entries) == 0 {
+		o.Header = []string{"app " + app + " has no data_dirs: no volumes to mount."}
 	}
-	fmt.Fprintf(w, "# portal-volume volumes of app %s, from its app.json data_dirs.\n", app)
-	fmt.Fprintf(w, "# Use as an override file: docker-compose -f docker-compose.yml -f THIS_FILE up -d\n")
-	fmt.Fprintln(w, "services:")
-	fmt.Fprintf(w, "  %s:\n", q(service))
-	fmt.Fprintln(w, "    volumes:")
-	for _, v := range vols {
-		if strings.Contains(v.Target, ":") {
-			// The short syntax splits at ":"; the long one does not.
-			fmt.Fprintf(w, "      - type: volume\n        source: %s\n        target: %s\n        volume:\n          nocopy: true\n",
-				q(v.Name), q(v.Target))
-			continue
-		}
-		fmt.Fprintf(w, "      - %s\n", q(v.Name+":"+v.Target+":nocopy"))
+	for _, v := range entries {
+		// The short syntax splits at ":"; the long one does not.
+		o.Mounts = append(o.Mounts, install.Mount{Service: service, Volume: v.Name, Target: v.Target, Long: strings.Contains(v.Target, ":")})
 	}
-	fmt.Fprintln(w, "volumes:")
-	for _, v := range unique(vols) {
-		fmt.Fprintf(w, "  %s:\n", q(v.Name))
-		fmt.Fprintf(w, "    name: %s\n", q(v.Name))
-		if external {
-			// Made through the socket, Docker holds no options for them,
-			// and docker-compose 1.x refuses driver_opts that differ from
-			// what Docker holds.
-			fmt.Fprintln(w, "    external: true")
-			continue
-		}
-		fmt.Fprintf(w, "    driver: %s\n", q(driver))
-		fmt.Fprintln(w, "    driver_opts:")
-		for _, kv := range appjson.OrderedOptions(v.Options) {
-			fmt.Fprintf(w, "      %s: %s\n", kv[0], q(kv[1]))
-		}
-	}
-}
-
-// shellQuote quotes s for a POSIX shell, when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/=:@%+") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return o
 }
 
 func plural(n int, what string) string {
@@ -199,66 +141,4 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return strconv.Itoa(n) + " " + what + "s"
-}
-
-// createTimeout bounds one Create call; Docker gives a plugin about as long.
-const createTimeout = 60 * time.Second
-
-// createVolume asks the plugin at sockPath to create the volume name with
-// opts, as Docker would.
-func createVolume(sockPath, name string, opts map[string]string) error {
-	body, err := json.Marshal(struct {
-		Name string
-		Opts map[string]string
-	}{name, opts})
-	if err != nil {
-		return err
-	}
-	client := &http.Client{
-		Timeout: createTimeout,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sockPath)
-			},
-		},
-	}
-	defer client.CloseIdleConnections()
-	req, err := http.NewRequest(http.MethodPost, "http://plugin/VolumeDriver.Create", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	const mime = "application/vnd.docker.plugins.v1.2+json"
-	req.Header.Set("Content-Type", mime)
-	req.Header.Set("Accept", mime)
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("plugin socket %s: %w", sockPath, unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("plugin socket %s: reading the answer: %w", sockPath, err)
-	}
-	var answer struct{ Err string }
-	jsonErr := json.Unmarshal(raw, &answer)
-	switch {
-	case answer.Err != "":
-		return errors.New(answer.Err)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("plugin answered %s: %s", resp.Status, strings.TrimSpace(string(raw)))
-	case jsonErr != nil:
-		return fmt.Errorf("plugin answered %q, not JSON", strings.TrimSpace(string(raw)))
-	}
-	return nil
-}
-
-// unwrapURL drops net/http's "Post http://portal-volume/...": the socket
-// is what the user knows.
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

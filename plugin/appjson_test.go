@@ -64,21 +64,6 @@ docker volume create -d portal-volume -o tree=service_data fb_tree.service_data
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"path=/data":    "path=/data",
-		"path=/a b":     "'path=/a b'",
-		"path=/it's":    `'path=/it'\''s'`,
-		"path=/$HOME":   "'path=/$HOME'",
-		"path=/données": "'path=/données'",
-		"":              "''",
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 const filebrowserCompose = `# portal-volume volumes of app filebrowser, from its app.json data_dirs.
 # Use as an override file: docker-compose -f docker-compose.yml -f THIS_FILE up -d
 services:

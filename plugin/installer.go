@@ -7,9 +7,17 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
-	"github.com/portal/portal-volume/appjson"
+	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/internal/volumeclient"
 )
+
+// defaultDriver is the name Docker knows the plugin by.
+const defaultDriver = "portal-volume"
+
+// createTimeout bounds one Create call; Docker gives a plugin about as long.
+const createTimeout = 60 * time.Second
 
 // installer is what the appjson and migrate subcommands share: the flags
 // that say which plugin the volumes are for and how to reach it, and the
@@ -58,7 +66,7 @@ func installerFlags(fs *flag.FlagSet, cmd, createHelp string, stderr io.Writer) 
 		create: fs.Bool("create", false, "create the volumes through the plugin's socket; "+createHelp),
 		driver: fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin"),
 		socket: fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)"),
-		shared: fs.String("shared", strings.Join(appjson.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated"),
+		shared: fs.String("shared", strings.Join(spec.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated"),
 	}
 }
 
@@ -74,6 +82,11 @@ func (in *installer) resolve() (sharedNames []string, sockPath string, err error
 	}
 	sockPath, err = parseSocket(socket)
 	return sharedNames, sockPath, err
+}
+
+// client calls the plugin at sockPath, to create volumes.
+func (in *installer) client(sockPath string) *volumeclient.Client {
+	return volumeclient.New(sockPath, createTimeout, 1)
 }
 
 // usage reports bad usage; it returns the exit code 2.

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/portal/portal-volume/driver"
 	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/internal/install"
 	"github.com/portal/portal-volume/migrate"
 )
 
@@ -26,19 +28,15 @@ in /home/shard/user_data, older ones (and the plugin's default) in
 flags:
 `
 
-// migrateDefaultRoot is the daemon's default --root: a migrated file must
-// name the directories the plugin serves.
-const migrateDefaultRoot = "/home/portal/user_data"
-
 // runMigrate is the migrate subcommand. It returns the exit code: 0 the
 // override is written, 1 the file is refused or a create failed, 2 bad
 // usage.
 func runMigrate(args []string, stdout, stderr io.Writer) int {
 	fs := newSubcommand("migrate", migrateUsage, stderr)
-	root := fs.String("root", migrateDefaultRoot, "the Portal tree, as the plugin's --root")
+	root := fs.String("root", driver.DefaultRoot, "the Portal tree, as the plugin's --root")
 	project := fs.String("project", "", "the compose project, prefix of shared and tree volume names (default: the compose file's directory name, as compose takes it)")
 	in := installerFlags(fs, "migrate", "the override then names them external", stderr)
-	create, driver := in.create, in.driver
+	create := in.create
 
 	files, code, done := parseArgs(fs, args)
 	if done {
@@ -79,36 +77,33 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	for _, k := range plan.Kept {
 		fmt.Fprintf(stderr, "kept %s\n", k)
 	}
-	if len(plan.Replaced) == 0 && len(plan.Kept) > 0 && *root == migrateDefaultRoot {
+	if len(plan.Replaced) == 0 && len(plan.Kept) > 0 && *root == driver.DefaultRoot {
 		fmt.Fprintf(stderr, "no bind mount under the root %s: is the tree elsewhere (today's hosts: --root /home/shard/user_data, the plugin's --root too)?\n", *root)
 	}
 	for _, r := range plan.Replaced {
 		fmt.Fprintf(stderr, "replaced %s with volume %s (%s)\n", r.Mount, r.Volume.Name, adoption(r.Volume))
 	}
 	if *create {
-		var failed []string
-		for _, v := range plan.Volumes {
-			if err := createVolume(sockPath, v.Name, v.Options); err != nil {
-				failed = append(failed, fmt.Sprintf("%s: %v", v.Name, err))
-				continue
-			}
-			fmt.Fprintf(stderr, "created %s (%s)\n", v.Name, v.Dir)
+		vols := make([]install.Volume, len(plan.Volumes))
+		for i, v := range plan.Volumes {
+			vols[i] = v.Volume
 		}
-		if len(failed) > 0 {
+		if failed := install.Create(in.client(sockPath), vols, stderr); len(failed) > 0 {
 			return fail(plural(len(failed), "volume")+" not created; no override written", failed...)
 		}
 	}
-	plan.Override(stdout, filepath.Base(file), *driver, *create)
+	plan.Override(stdout, filepath.Base(file), *in.driver, *create)
 	return 0
 }
 
 // adoption says what happens to a volume's directory.
 func adoption(v *migrate.Volume) string {
+	dir := v.Spec.Dir()
 	if !v.Exists {
-		return v.Dir + ", missing: made at create"
+		return dir + ", missing: made at create"
 	}
 	if _, ok := v.Options[spec.KeyMode]; ok {
-		return fmt.Sprintf("%s, adopted with owner %d:%d mode %04o", v.Dir, v.UID, v.GID, v.Mode)
+		return fmt.Sprintf("%s, adopted with owner %d:%d mode %04o", dir, v.UID, v.GID, v.Mode)
 	}
-	return v.Dir + ", adopted as it is"
+	return dir + ", adopted as it is"
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/driver/spec"
 )
 
 // volumeName is the i-th volume made before the benchmark: app v<i>, path
@@ -29,8 +31,11 @@ func createName(i int) string { return fmt.Sprintf("c%05d_data", i) }
 
 // mountpoint is where portal-volume puts a volume named <app>_<dir>.
 func mountpoint(root, name string) string {
-	app, dir, _ := strings.Cut(name, "_")
-	return root + "/app_data/" + app + "/" + dir
+	s, err := spec.Parser{}.Parse(name, nil)
+	if err != nil {
+		panic(err)
+	}
+	return root + "/" + s.Dir()
 }
 
 // volumeOpts are the options of every benchmark volume: an app that runs
@@ -189,7 +194,7 @@ func waitIdle(s *server) {
 // timed times one call and checks that the answer has want in it.
 func timed(s *server, method string, body []byte, buf *bytes.Buffer, want []byte) (time.Duration, error) {
 	start := time.Now()
-	err := s.callInto(method, body, buf)
+	err := s.client.Post(method, body, buf)
 	d := time.Since(start)
 	if err == nil && want != nil && !bytes.Contains(buf.Bytes(), want) {
 		err = fmt.Errorf("%s: answer without %s: %s", method, want, buf.Bytes())

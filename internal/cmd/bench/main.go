@@ -1,7 +1,7 @@
 // Command bench measures what a Docker engine pays for each VolumeDriver
 // call into portal-volume, against a floor measured in the same run.
 //
-//	go run ./scripts/bench [flags]     (as root)
+//	go run ./internal/cmd/bench [flags]     (as root)
 //
 // It starts the portal-volume binary on a temp root with a socket of its
 // own, and a floor: a server on the same go-plugins-helpers stack whose
@@ -29,12 +29,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -46,6 +43,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/portal/portal-volume/internal/volumeclient"
 )
 
 type config struct {
@@ -221,7 +220,7 @@ type server struct {
 	socket string
 	cmd    *exec.Cmd
 	log    string
-	client *http.Client
+	client *volumeclient.Client
 }
 
 // startProcess starts a plugin process and waits until it answers.
@@ -238,7 +237,7 @@ func startProcess(name, socket, logPath string, env []string, path string, args 
 	if err := cmd.Start(); err != nil {
 		panic(fmt.Sprintf("start %s: %v", name, err))
 	}
-	s := &server{name: name, socket: socket, cmd: cmd, log: logPath, client: newClient(socket, 8)}
+	s := &server{name: name, socket: socket, cmd: cmd, log: logPath, client: volumeclient.New(socket, time.Minute, 8)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// Not Plugin.Activate: the plugin takes that for a new engine.
@@ -260,7 +259,7 @@ func (s *server) logs() string {
 
 // stop ends the process this program started: SIGTERM, then SIGKILL.
 func (s *server) stop() {
-	s.client.CloseIdleConnections()
+	s.client.Close()
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
@@ -276,55 +275,12 @@ func (s *server) stop() {
 	s.cmd = nil
 }
 
-// newClient is an HTTP client over a unix socket with keep-alive, as
-// Docker's plugin client (pkg/plugins) is.
-func newClient(socket string, conns int) *http.Client {
-	return &http.Client{
-		Timeout: time.Minute,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-			},
-			DisableCompression:  true,
-			MaxIdleConns:        conns,
-			MaxIdleConnsPerHost: conns,
-			IdleConnTimeout:     time.Minute,
-		},
-	}
-}
-
-// pluginMediaType is what Docker's plugin client sends as Accept.
-const pluginMediaType = "application/vnd.docker.plugins.v1.2+json"
-
-// call posts body to method and returns the response body; a status other
-// than 200 is an error carrying the plugin's message.
+// call posts body to method and returns the answer; a status other than
+// 200 is an error carrying the plugin's message.
 func (s *server) call(method string, body []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	err := s.callInto(method, body, &buf)
+	err := s.client.Post(method, body, &buf)
 	return buf.Bytes(), err
-}
-
-// callInto is call with the response read into buf.
-func (s *server) callInto(method string, body []byte, buf *bytes.Buffer) error {
-	req, err := http.NewRequest(http.MethodPost, "http://plugin"+method, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", pluginMediaType)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	buf.Reset()
-	_, err = buf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", method, resp.Status, strings.TrimSpace(buf.String()))
-	}
-	return nil
 }
 
 type cleanups struct {

@@ -9,9 +9,12 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/internal/volumeclient"
 )
 
 // noopDriver is the floor: every call answers at once with a canned answer
@@ -67,7 +70,7 @@ func (noopDriver) Capabilities() *volume.CapabilitiesResponse {
 }
 
 // fileFloor is the floor plus the file work that Mount and Unmount cannot
-// avoid (SPEC: Mount re-walks the path without following a symlink and
+// avoid (Mount re-walks the path without following a symlink and
 // applies the owner again; the mount counts survive a crash of the plugin):
 // Mount opens the volume's directory in one openat2 that refuses symlinks,
 // checks its owner with fstat and appends a line to a log; Unmount appends
@@ -167,7 +170,7 @@ func startFloor(c config, dir, root string, stops *cleanups) *server {
 	}
 	stops.add(func() { l.Close() })
 	go func() { _ = volume.NewHandler(newNoopDriver(root, c.n)).Serve(l) }()
-	s := &server{name: "floor", socket: socket, client: newClient(socket, 8)}
+	s := &server{name: "floor", socket: socket, client: volumeclient.New(socket, time.Minute, 8)}
 	stops.add(s.stop)
 	return s
 }

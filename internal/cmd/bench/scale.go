@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/portal/portal-volume/driver"
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/driver/state"
+	"github.com/portal/portal-volume/internal/volumeclient"
 )
 
 // startsPerScale is how many times the binary is started on each state
@@ -44,7 +42,7 @@ func scaleFigures(c config, tmp string, stops *cleanups) {
 	}
 	fmt.Println("## Scale")
 	fmt.Println()
-	fmt.Printf("State directory written directly (one record file per volume, as driver/state writes it); start-up is the median of %d starts, from fork/exec to the first correct Get, with the records in the page cache.\n\n", startsPerScale)
+	fmt.Printf("State directory written with state.Seed (one record file per volume, as a checkpoint writes them); start-up is the median of %d starts, from fork/exec to the first correct Get, with the records in the page cache.\n\n", startsPerScale)
 	fmt.Println("| volumes | start-up to first correct Get | List p50 | List max | Get p50 | RSS after start | RSS after List | peak RSS |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range results {
@@ -67,7 +65,7 @@ func scaleOne(c config, tmp string, n int, stops *cleanups) scaleResult {
 	fmt.Fprintf(os.Stderr, "bench: scale %d: writing records\n", n)
 	r := scaleResult{n: n}
 	start := time.Now()
-	writeRecords(filepath.Join(root, driver.StateDirName, "volumes"), n)
+	writeRecords(filepath.Join(root, driver.StateDirName), n)
 	// On a host the records were written long ago: flush them now, so
 	// that their writeback does not run during the start-ups.
 	if f, err := os.Open(root); err == nil {
@@ -134,7 +132,7 @@ func startTimed(c config, dir, root, socket string, getBody []byte, want string)
 	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	s := &server{name: "portal-volume", socket: socket, log: logf.Name(), client: newClient(socket, 2)}
+	s := &server{name: "portal-volume", socket: socket, log: logf.Name(), client: volumeclient.New(socket, time.Minute, 2)}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		panic(err)
@@ -158,46 +156,23 @@ func startTimed(c config, dir, root, socket string, getBody []byte, want string)
 	}
 }
 
-// writeRecords writes n volume records into dir as driver/state does
-// (JSON of state.Volume in a file named by the name's hash), but without
-// fsync: the figures are about reading them.
+// writeRecords writes n volume records into the state directory dir,
+// without fsync: the figures are about reading them. A start that does not
+// find every volume fails the run.
 func writeRecords(dir string, n int) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		panic(err)
-	}
 	created := time.Now().UTC().Truncate(time.Second)
-	var wg sync.WaitGroup
-	const workers = 4
-	errs := make([]error, workers)
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < n; i += workers {
-				name := volumeName(i)
-				app, _, _ := strings.Cut(name, "_")
-				v := state.Volume{Name: name, CreatedAt: created, Spec: spec.Spec{
-					App: app, Path: "/data", UID: 1000, GID: 1000, Mode: 0o750, OnRemove: spec.Keep,
-				}}
-				data := append(mustJSON(v), '\n')
-				if err := os.WriteFile(filepath.Join(dir, recordFileName(name)), data, 0o600); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
+	vols := make([]state.Volume, n)
+	for i := range vols {
+		name := volumeName(i)
+		s, err := spec.Parser{}.Parse(name, volumeOpts)
 		if err != nil {
 			panic(err)
 		}
+		vols[i] = state.Volume{Name: name, CreatedAt: created, Spec: s}
 	}
-}
-
-// recordFileName is driver/state's file name for a record; a start that
-// does not find every volume fails the run, so a change there is noticed.
-func recordFileName(name string) string {
-	sum := sha256.Sum256([]byte(name))
-	return hex.EncodeToString(sum[:16]) + ".json"
+	if err := state.Seed(dir, vols); err != nil {
+		panic(err)
+	}
 }
 
 // procStatus returns VmRSS and VmHWM of pid, in KiB.
