@@ -7,17 +7,23 @@
 // own, and a floor: a server on the same go-plugins-helpers stack whose
 // driver answers every call at once with a canned answer of the same shape.
 // Over the unix sockets, with an http.Client that keeps connections alive
-// as Docker's plugin client does, it times each call with N volumes and C
-// concurrent clients, portal-volume and floor rounds interleaved (the order
-// rotating every round) so that drift on a shared machine falls on both
-// alike. Create and Remove are also compared with the disk work they cannot
-// avoid (mkdir, chown, chmod, a durable record write), done directly in the
-// same file system, and Mount+Unmount with a floor that also does the file
-// work the contract asks of it (opening the directory without following
-// symlinks, checking its owner, appending to a mount log).
+// as Docker's plugin client does, it times each call alone, as dockerd
+// sends it, with N volumes and C concurrent clients: Mount with a fixed
+// 64-hex container ID and later the Unmount with the same ID, as separate
+// rows for a Mount that makes a new mount and one of a volume already
+// mounted under another ID. The calls run slice by slice: in every round
+// each call runs on every side (portal-volume, the floor; the order
+// rotating) before the next call, so that background work and drift on a
+// shared machine fall on every call and side alike. Besides p50 and p99 it
+// reports the server process's CPU time per call. Create and Remove are
+// also compared with the disk work they cannot avoid (mkdir, chown, chmod,
+// a durable record write), done directly in the same file system, and
+// Mount and Unmount with a floor that also does the file work the contract
+// asks of them (opening the directory without following symlinks,
+// checking its owner, appending to a mount log).
 //
-// Flags: --binary, -n, -c, --scale, --rounds, --batch, --creates, --calls,
-// --floor, --plugin-env, --keep (see -h). Output is Markdown.
+// Flags: --binary, -n, -c, --scale, --rounds, --batch, --mounts, --creates,
+// --calls, --floor, --plugin-env, --keep (see -h). Output is Markdown.
 //
 // Then, for each --scale count, it writes a state directory of that many
 // records, starts the binary on it, and measures start-up to the first
