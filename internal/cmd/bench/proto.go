@@ -26,6 +26,12 @@ import (
 // /data, as `docker run -v v00001_data:/x` names it.
 func volumeName(i int) string { return fmt.Sprintf("v%05d_data", i) }
 
+// viewName is the i-th volume of the view set (access=ro: each Mount makes
+// a view); the file floor tells them by name (isViewVolume).
+func viewName(i int) string { return fmt.Sprintf("r%05d_data", i) }
+
+func isViewVolume(name string) bool { return strings.HasPrefix(name, "r") }
+
 // createName is the i-th volume the Create rounds make.
 func createName(i int) string { return fmt.Sprintf("c%05d_data", i) }
 
@@ -240,8 +246,6 @@ func protocol(c config, tmp string, stops *cleanups) {
 	portal := startProcess("portal-volume", dir+"/pv.sock", dir+"/portal-volume.log", c.env, c.binary,
 		"--root", root, "--views", dir+"/views", "--socket", dir+"/pv.sock", "--log-level", "warn")
 	stops.add(portal.stop)
-	floor := startFloor(c, dir, root, stops)
-	fileFloor := startFileFloor(c, dir, root, stops)
 	defer func() {
 		if r := recover(); r != nil {
 			panic(fmt.Sprintf("%v\nportal-volume log:\n%s", r, portal.logs()))
@@ -269,7 +273,19 @@ func protocol(c config, tmp string, stops *cleanups) {
 	if err := <-errs; err != nil {
 		panic(err)
 	}
-	checkShapes(c, root, portal, floor)
+	// The view set: access=ro volumes, every Mount of which makes a view.
+	views := 0
+	for ; views < min(c.mounts, c.n/2); views++ {
+		opts := maps.Clone(volumeOpts)
+		opts["access"] = "ro"
+		if _, err := portal.call("/VolumeDriver.Create", mustJSON(volume.CreateRequest{Name: viewName(views), Options: opts})); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: no view rows: %v\n", err)
+			break
+		}
+	}
+	floor := startFloor(c, dir, root, c.n+views, stops)
+	fileFloor := startFileFloor(dir, root, c.n+views, stops)
+	checkShapes(root, c.n+views, portal, floor)
 
 	waitIdle(portal)
 
@@ -296,6 +312,11 @@ func protocol(c config, tmp string, stops *cleanups) {
 	mountA, unmountA := mountBodies(func(i int) string { return containerID("a", i) })
 	mountB, unmountB := mountBodies(func(i int) string { return containerID("b", i) })
 	holdMount, holdUnmount := mountBodies(func(i int) string { return containerID("hold", i) })
+	var viewMount, viewUnmount [][]byte
+	for i := range views {
+		viewMount = append(viewMount, mustJSON(volume.MountRequest{Name: viewName(i), ID: containerID("view", i)}))
+		viewUnmount = append(viewUnmount, mustJSON(volume.UnmountRequest{Name: viewName(i), ID: containerID("view", i)}))
+	}
 	for _, s := range []*server{portal, floor, fileFloor} {
 		for i := free; i < c.n; i++ {
 			if _, err := s.call("/VolumeDriver.Mount", holdMount[i]); err != nil {
@@ -336,13 +357,23 @@ func protocol(c config, tmp string, stops *cleanups) {
 				return timed(s, "/VolumeDriver.Unmount", unmountB[heldVol(r, k)], buf, nil)
 			}
 		}},
+		{row: "Mount, a new view (access=ro)", call: "Mount", count: views, file: true, fn: func(int) callFn {
+			return func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+				return timed(s, "/VolumeDriver.Mount", viewMount[k], buf, wantMountpoint)
+			}
+		}},
+		{row: "Unmount, the view's last mount", call: "Unmount", count: views, file: true, fn: func(int) callFn {
+			return func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
+				return timed(s, "/VolumeDriver.Unmount", viewUnmount[k], buf, nil)
+			}
+		}},
 		{row: "List", call: "List", fn: func(int) callFn {
 			return func(s *server, k int, buf *bytes.Buffer) (time.Duration, error) {
 				return timed(s, "/VolumeDriver.List", nil, buf, nil)
 			}
 		}},
 	}
-	memory = slices.DeleteFunc(memory, func(p phase) bool { return !c.wants(p.call) })
+	memory = slices.DeleteFunc(memory, func(p phase) bool { return !c.wants(p.call) || p.file && p.count == 0 })
 	defer func() {
 		for _, s := range []*server{portal, floor, fileFloor} {
 			for i := free; i < c.n; i++ {
@@ -437,7 +468,7 @@ func protocol(c config, tmp string, stops *cleanups) {
 
 // checkShapes makes sure portal-volume and the floor answer Get and List
 // alike, so that the floor pays for the same JSON.
-func checkShapes(c config, root string, servers ...*server) {
+func checkShapes(root string, n int, servers ...*server) {
 	var keys []string // of the first server's Status
 	for _, s := range servers {
 		b, err := s.call("/VolumeDriver.Get", mustJSON(volume.GetRequest{Name: volumeName(0)}))
@@ -460,8 +491,8 @@ func checkShapes(c config, root string, servers ...*server) {
 			panic(err)
 		}
 		var l volume.ListResponse
-		if err := json.Unmarshal(b, &l); err != nil || len(l.Volumes) != c.n {
-			panic(fmt.Sprintf("%s: List answered %d volumes, want %d (%v)", s.name, len(l.Volumes), c.n, err))
+		if err := json.Unmarshal(b, &l); err != nil || len(l.Volumes) != n {
+			panic(fmt.Sprintf("%s: List answered %d volumes, want %d (%v)", s.name, len(l.Volumes), n, err))
 		}
 	}
 }
@@ -572,7 +603,10 @@ func printProtocol(c config, conc int, rows []row) {
 		}
 	}
 	fmt.Println()
-	fmt.Println("Against the file work each call cannot avoid: for Mount and Unmount a floor server that also does it (Mount: openat2 of the volume directory refusing symlinks, fstat, close; one log append per call), measured in the same rounds; for Create and Remove that work done directly in the same file system (mkdir, chown, chmod of app and volume directory, temp file write, fsync, rename, fsync of the directory; unlink, fsync of the directory), added to the protocol floor:")
+	if !slices.ContainsFunc(rows, func(r row) bool { return len(r.sides) > 2 }) {
+		return
+	}
+	fmt.Println("Against the file work each call cannot avoid: for Mount and Unmount a floor server that also does it (Mount: openat2 of the volume directory refusing symlinks, fstat, close; one log append per call), and for a volume with a view also the kernel's (open_tree, mount_setattr, mkdir, move_mount; umount, rmdir), measured in the same rounds; for Create and Remove that work done directly in the same file system (mkdir, chown, chmod of app and volume directory, temp file write, fsync, rename, fsync of the directory; unlink, fsync of the directory), added to the protocol floor:")
 	fmt.Println()
 	fmt.Println("| call | portal-volume p50 | protocol floor p50 | file work p50 | floor + file work p50 | portal-volume / (floor + file work) |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|")
