@@ -389,23 +389,35 @@ func (d *Driver) debug() bool {
 	return true
 }
 
-// Get answers from memory.
+// Get answers from memory, under the read lock once. Only a volume with
+// mount counts of an earlier engine (rare: after the engine restarted) has
+// them settled first, and is answered again.
 func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
-	d.settleStale(r.Name)
+	res, stale, err := d.get(r.Name)
+	if stale {
+		d.settleStale(r.Name)
+		res, _, err = d.get(r.Name)
+	}
+	return res, err
+}
+
+// get is Get's answer, and whether the volume has stale mount counts.
+func (d *Driver) get(name string) (*volume.GetResponse, bool, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	v, err := d.lookup(r.Name)
+	v, err := d.lookup(name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	current, stale := d.mounts.Counts(name)
 	status := v.Spec.Status()
-	status["mounts"] = d.mounts.Count(v.Name) + d.mounts.Stale(v.Name)
+	status["mounts"] = current + stale
 	return &volume.GetResponse{Volume: &volume.Volume{
 		Name:       v.Name,
 		Mountpoint: v.mountpoint,
 		CreatedAt:  v.CreatedAt.Format(time.RFC3339),
 		Status:     status,
-	}}, nil
+	}}, stale > 0, nil
 }
 
 // List answers from memory with names and mountpoints; Get has the rest.

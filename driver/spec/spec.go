@@ -107,8 +107,15 @@ func (s Spec) Access() string {
 // Dir is the volume's directory relative to the plugin's root.
 func (s Spec) Dir() string { return kinds[s.Kind].dir(s) }
 
-// ModeString is the mode as four octal digits, as Status shows it.
-func (s Spec) ModeString() string { return fmt.Sprintf("%04o", s.Mode) }
+// ModeString is the mode as four octal digits, as Status shows it. (Get
+// asks for it on every call: no fmt.)
+func (s Spec) ModeString() string {
+	m := s.Mode
+	if m > maxMode {
+		return strconv.FormatUint(uint64(m), 8)
+	}
+	return string([]byte{'0' + byte(m>>9), '0' + byte(m>>6&7), '0' + byte(m>>3&7), '0' + byte(m&7)})
+}
 
 // OptionError refuses one option: it names the key, the value, and what is
 // allowed.

@@ -632,6 +632,7 @@ func TestDirAndModeString(t *testing.T) {
 		{Spec{App: "a", Path: "/b", Mode: 0o7777}, "app_data/a/b", "7777"},
 		{Spec{App: "a", Path: "/b", Mode: 0o1777}, "app_data/a/b", "1777"},
 		{Spec{App: "a", Path: "/b", Mode: 0o7}, "app_data/a/b", "0007"},
+		{Spec{App: "a", Path: "/b", Mode: 0o10750}, "app_data/a/b", "10750"}, // never parsed; shown as fmt's %04o would
 	}
 	for _, tc := range tests {
 		if got := tc.s.Dir(); got != tc.dir {

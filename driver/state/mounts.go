@@ -227,6 +227,18 @@ func (m *Mounts) Stale(volume string) int {
 	return n
 }
 
+// Counts is Count and Stale in one look-up, for Get.
+func (m *Mounts) Counts(volume string) (current, stale int) {
+	for _, c := range m.counts[volume] {
+		if c.gen == m.gen {
+			current += c.n
+		} else {
+			stale += c.n
+		}
+	}
+	return current, stale
+}
+
 // Mount records one more mount of volume under id; a stale count of the
 // pair is taken over.
 func (m *Mounts) Mount(volume, id string) error {

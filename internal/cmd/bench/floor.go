@@ -74,17 +74,22 @@ func (noopDriver) Capabilities() *volume.CapabilitiesResponse {
 // applies the owner again; the mount counts survive a crash of the plugin):
 // Mount opens the volume's directory in one openat2 that refuses symlinks,
 // checks its owner with fstat and appends a line to a log; Unmount appends
-// a line. It is what a driver that does nothing else would cost.
+// a line. A volume of the view set (viewVolume) gets what the kernel does
+// for a read-only view besides: Mount clones the open directory
+// (open_tree), makes the clone read-only, nosuid and nodev
+// (mount_setattr), makes a directory for it and attaches it there
+// (move_mount); Unmount detaches it and removes the directory. Only the
+// log append is serialized. It is what a driver that does nothing else
+// would cost.
 type fileFloor struct {
 	noopDriver
-	mu   sync.Mutex
-	root *os.File
-	log  *os.File
+	mu    sync.Mutex // the log's
+	root  *os.File
+	log   *os.File
+	views string // where views are attached
 }
 
 func (d *fileFloor) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	app, dir, _ := strings.Cut(r.Name, "_")
 	how := unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
@@ -94,30 +99,82 @@ func (d *fileFloor) Mount(r *volume.MountRequest) (*volume.MountResponse, error)
 	if err != nil {
 		return nil, err
 	}
+	defer unix.Close(fd)
 	var st unix.Stat_t
-	err = unix.Fstat(fd, &st)
-	unix.Close(fd)
-	if err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
-	if _, err := d.log.WriteString(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":1}` + "\n"); err != nil {
+	if isViewVolume(r.Name) {
+		if err := attachView(fd, d.viewPath(r.Name, r.ID)); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.append(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":1}` + "\n"); err != nil {
 		return nil, err
 	}
 	return &volume.MountResponse{Mountpoint: d.mountpoint}, nil
 }
 
 func (d *fileFloor) Unmount(r *volume.UnmountRequest) error {
+	if isViewVolume(r.Name) {
+		path := d.viewPath(r.Name, r.ID)
+		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+			return fmt.Errorf("umount %s: %w", path, err)
+		}
+		if err := unix.Rmdir(path); err != nil {
+			return err
+		}
+	}
+	return d.append(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":-1}` + "\n")
+}
+
+func (d *fileFloor) append(line string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	_, err := d.log.WriteString(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":-1}` + "\n")
+	_, err := d.log.WriteString(line)
 	return err
 }
 
+func (d *fileFloor) viewPath(name, id string) string { return d.views + "/" + id + "-" + name }
+
+// attachView makes a read-only, nosuid, nodev view of the directory open at
+// fd and attaches it at path, as portal-volume's views are made.
+func attachView(fd int, path string) error {
+	clone, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("open_tree: %w", err)
+	}
+	defer unix.Close(clone)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("mount_setattr: %w", err)
+	}
+	if err := unix.Mkdir(path, 0o700); err != nil {
+		return err
+	}
+	if err := unix.MoveMount(clone, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		_ = unix.Rmdir(path)
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	return nil
+}
+
+// detachViews detaches and removes whatever views are left in dir, for
+// the floor's exit.
+func detachViews(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		path := dir + "/" + e.Name()
+		_ = unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		_ = unix.Rmdir(path)
+	}
+}
+
 // serveFloorMain is the floor as a process of its own:
-// __floor SOCKET ROOT N [LOG], with LOG for the file floor.
+// __floor SOCKET ROOT N [LOG VIEWS], with LOG and VIEWS for the file floor.
 func serveFloorMain(args []string) int {
-	if len(args) != 3 && len(args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: bench __floor SOCKET ROOT N [MOUNT-LOG]")
+	if len(args) != 3 && len(args) != 5 {
+		fmt.Fprintln(os.Stderr, "usage: bench __floor SOCKET ROOT N [MOUNT-LOG VIEWS-DIR]")
 		return 2
 	}
 	n, err := strconv.Atoi(args[2])
@@ -134,7 +191,12 @@ func serveFloorMain(args []string) int {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sig; l.Close() }()
 	var d volume.Driver = newNoopDriver(args[1], n)
-	if len(args) == 4 {
+	if len(args) == 5 {
+		if err := os.MkdirAll(args[4], 0o700); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer detachViews(args[4])
 		root, err := os.Open(args[1])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -145,7 +207,7 @@ func serveFloorMain(args []string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		d = &fileFloor{noopDriver: newNoopDriver(args[1], n), root: root, log: log}
+		d = &fileFloor{noopDriver: newNoopDriver(args[1], n), root: root, log: log, views: args[4]}
 	}
 	_ = volume.NewHandler(d).Serve(l)
 	return 0
@@ -153,14 +215,14 @@ func serveFloorMain(args []string) int {
 
 // startFloor starts the floor for a portal-volume on root with n volumes:
 // in a child process (this program again), or in this process.
-func startFloor(c config, dir, root string, stops *cleanups) *server {
+func startFloor(c config, dir, root string, n int, stops *cleanups) *server {
 	socket := dir + "/floor.sock"
 	if c.floor == "process" {
 		self, err := os.Executable()
 		if err != nil {
 			panic(err)
 		}
-		s := startProcess("floor", socket, dir+"/floor.log", nil, self, floorCommand, socket, root, strconv.Itoa(c.n))
+		s := startProcess("floor", socket, dir+"/floor.log", nil, self, floorCommand, socket, root, strconv.Itoa(n))
 		stops.add(s.stop)
 		return s
 	}
@@ -169,7 +231,7 @@ func startFloor(c config, dir, root string, stops *cleanups) *server {
 		panic(err)
 	}
 	stops.add(func() { l.Close() })
-	go func() { _ = volume.NewHandler(newNoopDriver(root, c.n)).Serve(l) }()
+	go func() { _ = volume.NewHandler(newNoopDriver(root, n)).Serve(l) }()
 	s := &server{name: "floor", socket: socket, client: volumeclient.New(socket, time.Minute, 8)}
 	stops.add(s.stop)
 	return s
@@ -177,13 +239,13 @@ func startFloor(c config, dir, root string, stops *cleanups) *server {
 
 // startFileFloor starts the file floor, always as a process of its own,
 // on the same root as portal-volume (whose volume directories it opens).
-func startFileFloor(c config, dir, root string, stops *cleanups) *server {
+func startFileFloor(dir, root string, n int, stops *cleanups) *server {
 	self, err := os.Executable()
 	if err != nil {
 		panic(err)
 	}
 	socket := dir + "/file-floor.sock"
-	s := startProcess("file floor", socket, dir+"/file-floor.log", nil, self, floorCommand, socket, root, strconv.Itoa(c.n), dir+"/file-floor-mounts.log")
+	s := startProcess("file floor", socket, dir+"/file-floor.log", nil, self, floorCommand, socket, root, strconv.Itoa(n), dir+"/file-floor-mounts.log", dir+"/file-floor-views")
 	stops.add(s.stop)
 	return s
 }

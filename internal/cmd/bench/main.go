@@ -7,17 +7,23 @@
 // own, and a floor: a server on the same go-plugins-helpers stack whose
 // driver answers every call at once with a canned answer of the same shape.
 // Over the unix sockets, with an http.Client that keeps connections alive
-// as Docker's plugin client does, it times each call with N volumes and C
-// concurrent clients, portal-volume and floor rounds interleaved (the order
-// rotating every round) so that drift on a shared machine falls on both
-// alike. Create and Remove are also compared with the disk work they cannot
-// avoid (mkdir, chown, chmod, a durable record write), done directly in the
-// same file system, and Mount+Unmount with a floor that also does the file
-// work the contract asks of it (opening the directory without following
-// symlinks, checking its owner, appending to a mount log).
+// as Docker's plugin client does, it times each call alone, as dockerd
+// sends it, with N volumes and C concurrent clients: Mount with a fixed
+// 64-hex container ID and later the Unmount with the same ID, as separate
+// rows for a Mount that makes a new mount and one of a volume already
+// mounted under another ID. The calls run slice by slice: in every round
+// each call runs on every side (portal-volume, the floor; the order
+// rotating) before the next call, so that background work and drift on a
+// shared machine fall on every call and side alike. Besides p50 and p99 it
+// reports the server process's CPU time per call. Create and Remove are
+// also compared with the disk work they cannot avoid (mkdir, chown, chmod,
+// a durable record write), done directly in the same file system, and
+// Mount and Unmount with a floor that also does the file work the contract
+// asks of them (opening the directory without following symlinks,
+// checking its owner, appending to a mount log).
 //
-// Flags: --binary, -n, -c, --scale, --rounds, --batch, --creates, --calls,
-// --floor, --plugin-env, --keep (see -h). Output is Markdown.
+// Flags: --binary, -n, -c, --scale, --rounds, --batch, --mounts, --creates,
+// --calls, --floor, --plugin-env, --keep (see -h). Output is Markdown.
 //
 // Then, for each --scale count, it writes a state directory of that many
 // records, starts the binary on it, and measures start-up to the first
@@ -56,6 +62,7 @@ type config struct {
 	rounds  int
 	batch   time.Duration
 	creates int // per round and side
+	mounts  int // Mounts (and Unmounts) per round, side and kind
 	floor   string
 	keep    bool
 	env     []string // added to portal-volume's environment
@@ -77,9 +84,10 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 16, "rounds per call and side (portal-volume and floor alternate)")
 	flag.DurationVar(&c.batch, "batch", 120*time.Millisecond, "length of one round of a memory-bound call")
 	flag.IntVar(&c.creates, "creates", 20, "Create (and Remove) calls per round and side")
+	flag.IntVar(&c.mounts, "mounts", 100, "Mount (and Unmount) calls per round, side and kind (at most half the volumes)")
 	flag.StringVar(&c.floor, "floor", "process", "where the floor server runs: process (a child process, as portal-volume is) or inproc (inside the benchmark)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (for inspection)")
-	calls := flag.String("calls", "", "comma list of the protocol calls to measure (Get,Path,Mount+Unmount,List,Create,Remove; default all)")
+	calls := flag.String("calls", "", "comma list of the protocol calls to measure (Get,Path,Mount,Unmount,List,Create,Remove; default all)")
 	env := flag.String("plugin-env", "", "comma list of KEY=VALUE added to portal-volume's environment (e.g. GOMEMLIMIT=64MiB)")
 	if len(os.Args) > 1 && os.Args[1] == floorCommand {
 		os.Exit(serveFloorMain(os.Args[2:]))
@@ -97,7 +105,7 @@ func main() {
 	}
 	for _, call := range strings.Split(*calls, ",") {
 		if call = strings.TrimSpace(call); call != "" {
-			if !slices.Contains([]string{"Get", "Path", "Mount+Unmount", "List", "Create", "Remove"}, call) {
+			if !slices.Contains([]string{"Get", "Path", "Mount", "Unmount", "List", "Create", "Remove"}, call) {
 				fatalf("--calls: unknown call %q", call)
 			}
 			c.calls = append(c.calls, call)
@@ -105,6 +113,9 @@ func main() {
 	}
 	if slices.Contains(c.calls, "Remove") && !slices.Contains(c.calls, "Create") {
 		c.calls = append(c.calls, "Create") // Remove removes what Create made
+	}
+	if slices.Contains(c.calls, "Unmount") && !slices.Contains(c.calls, "Mount") {
+		c.calls = append(c.calls, "Mount") // Unmount lets go of what Mount counted
 	}
 	for _, kv := range strings.Split(*env, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
@@ -201,8 +212,8 @@ func printHeader(c config) {
 	fmt.Printf("# portal-volume benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Printf("machine: %d CPUs (%s), %s memory, %s %s/%s; load average at start %s\n",
 		runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
-	fmt.Printf("run: -n %s, -c %s, --rounds %d, --batch %s, --creates %d, --floor %s",
-		joinInts(c.ns), joinInts(c.cs), c.rounds, c.batch, c.creates, c.floor)
+	fmt.Printf("run: -n %s, -c %s, --rounds %d, --batch %s, --mounts %d, --creates %d, --floor %s",
+		joinInts(c.ns), joinInts(c.cs), c.rounds, c.batch, c.mounts, c.creates, c.floor)
 	if len(c.env) > 0 {
 		fmt.Printf(", portal-volume environment %s", strings.Join(c.env, " "))
 	}
