@@ -154,7 +154,7 @@ func measureTree(root string, vols []state.Volume, p *usage.Progress) (usageRepo
 	}
 	appVolumes := map[string][]state.Volume{}
 	for _, v := range vols {
-		if v.Spec.Kind() == spec.KindApp {
+		if v.Spec.Kind == spec.KindApp {
 			appVolumes[v.Spec.App] = append(appVolumes[v.Spec.App], v)
 			track = append(track, v.Spec.Dir())
 		}

@@ -53,7 +53,7 @@ func usageTree(t *testing.T) string {
 		"photos_originals": {App: "photos", Path: "/originals", OnRemove: spec.Keep},
 		"photos_cache":     {App: "photos", Path: "/cache", OnRemove: spec.Keep},
 		"mail_data":        {App: "mail", Path: "/data", OnRemove: spec.Keep},
-		"media":            {Shared: "media", OnRemove: spec.Keep},
+		"media":            {Kind: spec.KindShared, Shared: "media", OnRemove: spec.Keep},
 	} {
 		if err := recs.Put(state.Volume{Name: name, Spec: sp, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
