@@ -24,7 +24,7 @@ func BenchmarkRefreshWalk(b *testing.B) {
 	var files int64
 	start := cpu()
 	for b.Loop() {
-		r, err := Walk(context.Background(), tree, "", Options{Workers: 1, IdleIO: true})
+		r, err := Walk(context.Background(), tree, "", Options{Workers: 1, Background: true})
 		if err != nil {
 			b.Fatal(err)
 		}

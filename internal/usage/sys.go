@@ -68,9 +68,10 @@ const (
 	ioprioClassShift = 13
 )
 
-// setIdleIO puts the calling thread in the idle I/O class. A kernel or
-// scheduler that has no classes leaves it as it is: the walk is then only
-// slower to yield, never wrong.
-func setIdleIO() {
+// setBackground puts the calling thread in the idle I/O class and at nice
+// 19. A kernel or I/O scheduler that has no classes leaves it as it is:
+// the walk is then only slower to yield, never wrong.
+func setBackground() {
 	_, _, _ = unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, 0, ioprioClassIdle<<ioprioClassShift)
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
 }

@@ -68,9 +68,10 @@ type Options struct {
 	// Track lists directories, relative to the start ("a/b"), whose
 	// subtrees' usage the Result gives one by one.
 	Track []string
-	// IdleIO runs the walk at the idle I/O priority class: its reads wait
-	// for any other I/O on the disk.
-	IdleIO bool
+	// Background runs the walk's threads in the idle I/O class (their
+	// reads wait for any other I/O on the disk) and at the lowest CPU
+	// priority (nice 19).
+	Background bool
 	// Progress, when set, is updated as the walk goes.
 	Progress *Progress
 }
@@ -152,14 +153,14 @@ type job struct {
 }
 
 type walker struct {
-	ctx       context.Context
-	startfd   int
-	startPath string
-	dev       uint64
-	mnt       uint64 // the start's mount id; 0 when the kernel gives none
-	workers   int
-	idleIO    bool
-	progress  *Progress
+	ctx        context.Context
+	startfd    int
+	startPath  string
+	dev        uint64
+	mnt        uint64 // the start's mount id; 0 when the kernel gives none
+	workers    int
+	background bool
+	progress   *Progress
 
 	track  map[string]int32 // tracked directory -> its index
 	parent []int32          // tracked index -> the deepest tracked directory containing it, -1: none
@@ -188,7 +189,7 @@ type counts struct {
 
 func newWalker(ctx context.Context, startfd int, startPath string, st *unix.Statx_t, o Options) *walker {
 	w := &walker{ctx: ctx, startfd: startfd, startPath: startPath,
-		dev: unix.Mkdev(st.Dev_major, st.Dev_minor), workers: o.Workers, idleIO: o.IdleIO,
+		dev: unix.Mkdev(st.Dev_major, st.Dev_minor), workers: o.Workers, background: o.Background,
 		progress: o.Progress, track: map[string]int32{}, links: map[fileKey]struct{}{}}
 	if st.Mask&unix.STATX_MNT_ID != 0 {
 		w.mnt = st.Mnt_id
@@ -272,12 +273,12 @@ func (w *walker) run() {
 	for i := range w.workers {
 		c := w.counts[i]
 		wg.Go(func() {
-			if w.idleIO {
-				// The I/O priority is the thread's: this goroutine keeps
+			if w.background {
+				// The priorities are the thread's: this goroutine keeps
 				// its thread, and the thread ends with it (no Unlock), so
-				// that no other goroutine inherits the idle class.
+				// that no other goroutine inherits them.
 				runtime.LockOSThread()
-				setIdleIO()
+				setBackground()
 			}
 			buf := make([]byte, direntBufSize)
 			var found []job

@@ -388,20 +388,26 @@ func TestProgress(t *testing.T) {
 	}
 }
 
-func TestIdleIO(t *testing.T) {
+func TestBackground(t *testing.T) {
 	root := t.TempDir()
 	makeTree(t, root, 5, 20, 100)
-	if r := walk(t, root, "", Options{IdleIO: true}); r.Total != walk(t, root, "", Options{}).Total {
-		t.Error("the idle I/O class changes the figures")
+	if r := walk(t, root, "", Options{Background: true}); r.Total != walk(t, root, "", Options{}).Total {
+		t.Error("a background walk's figures differ")
 	}
-	done := make(chan int)
+	type prio struct{ io, nice int }
+	done := make(chan prio)
 	go func() {
 		runtime.LockOSThread() // the thread ends with this goroutine
-		setIdleIO()
-		done <- ioPriority()
+		setBackground()
+		n, _ := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid())
+		done <- prio{ioPriority(), 20 - n} // the raw getpriority is 20 - nice
 	}()
-	if got := <-done; got != ioprioClassIdle<<ioprioClassShift {
-		t.Errorf("I/O priority after setIdleIO: %#x, want class idle %#x", got, ioprioClassIdle<<ioprioClassShift)
+	if got := <-done; got.io != ioprioClassIdle<<ioprioClassShift || got.nice != 19 {
+		t.Errorf("after setBackground: I/O priority %#x, nice %d; want class idle %#x, nice 19", got.io, got.nice, ioprioClassIdle<<ioprioClassShift)
+	}
+	// The test's own thread is untouched.
+	if n, _ := unix.Getpriority(unix.PRIO_PROCESS, 0); 20-n == 19 {
+		t.Error("the process's own priority was lowered")
 	}
 }
 
