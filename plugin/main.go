@@ -80,7 +80,7 @@ func newLogger(s settings, out io.Writer) *logrus.Logger {
 // ready: the first request is answered from the loaded state.
 func serve(s settings, log *logrus.Logger) error {
 	d, err := driver.New(driver.Config{Root: s.Root, SharedNames: s.Shared, Anonymous: s.Anonymous, Log: log,
-		ViewsDir: s.Views, SharedOwner: s.SharedOwner})
+		ViewsDir: s.Views, SharedOwner: s.SharedOwner, UsageInterval: s.UsageInterval})
 	if err != nil {
 		return err
 	}

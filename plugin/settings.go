@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -39,6 +40,9 @@ type settings struct {
 	// SharedOwner is given to the shared directories the plugin makes;
 	// nil: root.
 	SharedOwner *view.Owner
+	// UsageInterval: how often each volume's disk usage is measured in
+	// the background; 0: never.
+	UsageInterval time.Duration
 }
 
 var anonymousPolicies = []string{spec.Delete, spec.Keep, spec.Refuse}
@@ -67,6 +71,7 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	engine := fs.String("engine-start", env("ENGINE_START", "activate"), "what tells a new engine: activate (Plugin.Activate; legacy) or plugin-start (every start of the plugin; managed) (env ENGINE_START)")
 	views := fs.String("views", env("VIEWS_DIR", "/run/portal-volume/views"), "directory for the views (access=ro, uid/gid on shared and tree volumes), outside the root (env VIEWS_DIR)")
 	sharedOwner := fs.String("shared-owner", env("SHARED_OWNER", ""), "UID:GID given to the shared directories the plugin makes, so that id-mapped views of them can be made; empty: root (env SHARED_OWNER)")
+	usageInterval := fs.String("usage-interval", env("USAGE_INTERVAL", defaultUsageInterval), "how often each volume's disk usage (in docker volume inspect) is measured in the background: a duration such as 24h or 30m; 0: never (env USAGE_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -103,6 +108,9 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		return settings{}, err
 	}
 	if s.SharedOwner, err = parseSharedOwner(*sharedOwner); err != nil {
+		return settings{}, err
+	}
+	if s.UsageInterval, err = parseUsageInterval(*usageInterval); err != nil {
 		return settings{}, err
 	}
 	return s, nil
@@ -180,4 +188,18 @@ func parseSharedOwner(v string) (*view.Owner, error) {
 		return nil, fmt.Errorf("setting --shared-owner (SHARED_OWNER) = %q: want UID:GID, two decimal ids from 1 to %d (root would defeat the id-mapped views), such as 2000:2000", v, spec.MaxID)
 	}
 	return &view.Owner{UID: uint32(uid), GID: uint32(gid)}, nil
+}
+
+// defaultUsageInterval: a walk of a million photos on a Raspberry Pi costs
+// a minute or so of one core and evicts part of the page cache, and wakes
+// a sleeping disk; once a day that goes unnoticed. Fresh figures are a
+// portal-volume usage away.
+const defaultUsageInterval = "24h"
+
+func parseUsageInterval(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || (d != 0 && d < time.Second) {
+		return 0, fmt.Errorf("setting --usage-interval (USAGE_INTERVAL) = %q: want a duration of at least 1s, such as 24h, 6h or 30m, or 0 to measure none", v)
+	}
+	return d, nil
 }
