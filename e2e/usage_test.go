@@ -46,6 +46,7 @@ var usageCases = []struct {
 				return err
 			})
 		}
+		t.Logf("docker volume inspect usageapp_data:\n%s", mustDocker(t, "volume", "inspect", "usageapp_data"))
 		u := e.inspect(t, "usageapp_data").Status["usage"].(map[string]any)
 		if at, err := time.Parse(time.RFC3339, fmt.Sprint(u["measured_at"])); err != nil || time.Since(at) > 5*time.Minute {
 			t.Errorf("measured_at %v: %v", u["measured_at"], err)
@@ -56,7 +57,12 @@ var usageCases = []struct {
 
 		// portal-volume usage reads the tree on the host, the daemon
 		// running or not.
-		out, err := runCmd(binary, "usage", "--json", "--root", e.Root())
+		out, err := runCmd(binary, "usage", "--root", e.Root())
+		t.Logf("portal-volume usage:\n%s", out)
+		if err != nil {
+			t.Fatalf("portal-volume usage: %v\n%s", err, out)
+		}
+		out, err = runCmd(binary, "usage", "--json", "--root", e.Root())
 		if err != nil {
 			t.Fatalf("portal-volume usage: %v\n%s", err, out)
 		}

@@ -112,5 +112,5 @@ for tool in ours gdu; do
 done
 
 echo
-echo "CPU time of one background refresh's walk (one worker, idle I/O), warm cache:"
+echo "CPU time of one background refresh's walk (one worker, idle I/O class, nice 19), warm cache:"
 (cd "$repo" && PORTAL_USAGE_BENCH_TREE=$tree go test -run '^$' -bench BenchmarkRefreshWalk -benchtime 3x ./internal/usage | grep Benchmark)
