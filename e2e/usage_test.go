@@ -33,7 +33,7 @@ var usageCases = []struct {
 		e.Configure(t, "USAGE_INTERVAL=1s")
 		e.mustCreate(t, "usageapp_data")
 		e.mustCreate(t, "usage-files", "tree=app_data")
-		e.run(t, "-v", "usageapp_data:/v", image, "dd", "if=/dev/zero", "of=/v/ten", "bs=1048576", "count=10")
+		e.run(t, "--network", "none", "-v", "usageapp_data:/v", image, "dd", "if=/dev/zero", "of=/v/ten", "bs=1048576", "count=10")
 
 		// After a refresh, docker volume inspect shows it, for the
 		// volume and for the tree that holds it.
