@@ -172,7 +172,7 @@ type walker struct {
 	busy    int   // workers reading a directory
 
 	linksMu sync.Mutex
-	links   map[fileKey]struct{} // inodes with more than one link, seen
+	links   map[fileKey]link // inodes with more than one link, seen
 
 	// Each worker's counts, merged at the end.
 	counts []*counts
@@ -190,7 +190,7 @@ type counts struct {
 func newWalker(ctx context.Context, startfd int, startPath string, st *unix.Statx_t, o Options) *walker {
 	w := &walker{ctx: ctx, startfd: startfd, startPath: startPath,
 		dev: unix.Mkdev(st.Dev_major, st.Dev_minor), workers: o.Workers, background: o.Background,
-		progress: o.Progress, track: map[string]int32{}, links: map[fileKey]struct{}{}}
+		progress: o.Progress, track: map[string]int32{}, links: map[fileKey]link{}}
 	if st.Mask&unix.STATX_MNT_ID != 0 {
 		w.mnt = st.Mnt_id
 	}
@@ -404,10 +404,16 @@ func (w *walker) read(j job, c *counts, buf []byte, found []job) []job {
 				found = append(found, job{rel: rel, group: g})
 				continue
 			}
-			if st.Nlink > 1 && !w.firstLink(unix.Mkdev(st.Dev_major, st.Dev_minor), st.Ino) {
-				continue
-			}
 			u.Files = 1
+			if st.Nlink > 1 {
+				first, from := w.claimLink(fileKey{unix.Mkdev(st.Dev_major, st.Dev_minor), st.Ino}, j, e)
+				if !first {
+					if from != j.group {
+						c.move(u, from, j.group)
+					}
+					continue
+				}
+			}
 			here.add(u)
 		}
 	}
@@ -420,16 +426,48 @@ func (w *walker) read(j job, c *counts, buf []byte, found []job) []job {
 	return found
 }
 
-// firstLink tells whether the inode is met for the first time.
-func (w *walker) firstLink(dev, ino uint64) bool {
-	k := fileKey{dev, ino}
+// claimLink tells whether the inode, met at entry e of directory j, is
+// met for the first time. When tracked directories are asked for, a file
+// with several links belongs to the directory of its first path in path
+// order, whatever order the workers meet its links in, so that each run
+// gives the same figures: when this link's path comes first, the file
+// moves here, and from is the group it leaves (else from is j's group).
+func (w *walker) claimLink(k fileKey, j job, e direntry) (first bool, from int32) {
+	var path string
+	if len(w.track) > 0 {
+		path = join(j.rel, e.String())
+	}
 	w.linksMu.Lock()
 	defer w.linksMu.Unlock()
-	if _, seen := w.links[k]; seen {
-		return false
+	l, seen := w.links[k]
+	if !seen {
+		w.links[k] = link{group: j.group, path: path}
+		return true, j.group
 	}
-	w.links[k] = struct{}{}
-	return true
+	if len(w.track) == 0 || path >= l.path {
+		return false, j.group
+	}
+	w.links[k] = link{group: j.group, path: path}
+	return false, l.group
+}
+
+// link is where a file with several links is counted.
+type link struct {
+	group int32  // the group it is counted in
+	path  string // the link's path; "" when no directory is tracked
+}
+
+// move moves u, counted in the group from, to the group to.
+func (c *counts) move(u Usage, from, to int32) {
+	if from >= 0 {
+		g := &c.groups[from]
+		g.Bytes -= u.Bytes
+		g.ApparentBytes -= u.ApparentBytes
+		g.Files -= u.Files
+	}
+	if to >= 0 {
+		c.groups[to].add(u)
+	}
 }
 
 func (w *walker) result() Result {

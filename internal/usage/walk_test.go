@@ -504,3 +504,33 @@ func FuzzParseDirent(f *testing.F) {
 		}
 	})
 }
+
+// TestHardLinkBelongsToFirstPath: a file with links in several tracked
+// directories is counted in the one of its first path, in every run.
+func TestHardLinkBelongsToFirstPath(t *testing.T) {
+	root := t.TempDir()
+	for i := range 50 {
+		writeFile(t, filepath.Join(root, fmt.Sprintf("z/d%d/big", i)), 100<<10)
+	}
+	writeFile(t, filepath.Join(root, "m/only"), 1000)
+	for _, d := range []string{"a/deep/er", "m"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+		for i := range 50 {
+			if err := os.Link(filepath.Join(root, fmt.Sprintf("z/d%d/big", i)), filepath.Join(root, d, fmt.Sprintf("l%d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := walk(t, root, "", Options{Workers: 1, Track: []string{"a", "m", "z"}})
+	if want.Tracked["a"].Files != 50 || want.Tracked["m"].Files != 1 || want.Tracked["z"].Files != 0 {
+		t.Fatalf("files by directory: a %d, m %d, z %d; want 50, 1, 0", want.Tracked["a"].Files, want.Tracked["m"].Files, want.Tracked["z"].Files)
+	}
+	for range 20 {
+		r := walk(t, root, "", Options{Workers: 8, Track: []string{"a", "m", "z"}})
+		for _, d := range []string{"a", "m", "z"} {
+			if r.Tracked[d] != want.Tracked[d] {
+				t.Fatalf("%s: %+v in one run, %+v in another", d, r.Tracked[d], want.Tracked[d])
+			}
+		}
+	}
+}
