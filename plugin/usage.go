@@ -33,9 +33,9 @@ equals du -s --block-size=1 ROOT on a quiet tree with no mount inside.
 
 The walk follows no symlink, crosses into no other mount, counts a file with
 several hard links once (in the directory of its first path, in path order),
-and says how many entries
-it could not read. It needs no running plugin: it reads the plugin's volume
-records without taking its lock. --json gives the same figures, exact.
+and says how many entries it could not read. It needs no running plugin: it
+reads the plugin's volume records without taking its lock. --json gives the
+same figures, exact.
 
 flags:
 `
