@@ -12,7 +12,9 @@
 # which usage does not cross. du and gdu run with -x so that the three
 # count the same files. Cold runs drop the page cache (echo 3 >
 # /proc/sys/vm/drop_caches) before each command. It needs root, and it is
-# heavy: run it on a quiet machine. WARM=5 COLD=3 set the rounds.
+# heavy: run it on a quiet machine. WARM=5 COLD=3 set the rounds. Last,
+# the latency of Get and Mount+Unmount while background refreshes walk the
+# tree, against the same calls with no walk.
 set -euo pipefail
 
 tree=${1:-/var/tmp/portal-volume-usage-bench}
@@ -114,3 +116,7 @@ done
 echo
 echo "CPU time of one background refresh's walk (one worker, idle I/O class, nice 19), warm cache:"
 (cd "$repo" && PORTAL_USAGE_BENCH_TREE=$tree go test -run '^$' -bench BenchmarkRefreshWalk -benchtime 3x ./internal/usage | grep Benchmark)
+
+echo
+echo "Get and Mount+Unmount in the driver while background refreshes walk the tree, against idle (ratio walking/idle):"
+(cd "$repo" && PORTAL_USAGE_BENCH_TREE=$tree go test -run '^$' -bench BenchmarkCallsDuringWalk -benchtime 7x ./driver | grep Benchmark)
