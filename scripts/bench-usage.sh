@@ -2,12 +2,13 @@
 # bench-usage.sh: times `portal-volume usage` against du (and gdu, when it is
 # installed) on one tree, in one run, with a warm and a cold page cache, and
 # prints each tool's median time and its ratio to du's. Then the CPU time of
-# one background refresh's walk of the same tree (one worker, idle I/O).
+# one background refresh's walk of the same tree (one thread, idle
+# I/O class, nice 19).
 #
 #   sudo scripts/bench-usage.sh [TREE]      (default /var/tmp/portal-volume-usage-bench)
 #
 # The tree (about 200,000 files in 20,000 directories, with hard links and
-# symlinks, ~1.3 GB; made once by internal/cmd/usagetree and kept for the
+# symlinks, ~1.8 GB; made once by internal/cmd/usagetree and kept for the
 # next run) gets a tmpfs mounted inside it for the run: a nested mount,
 # which usage does not cross. du and gdu run with -x so that the three
 # count the same files. Cold runs drop the page cache (echo 3 >
