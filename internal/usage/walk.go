@@ -7,8 +7,13 @@
 // tree), counts a file with several hard links once, and skips what it
 // cannot read, saying how much and where first. Memory stays bounded: only
 // inodes with more than one link are remembered, and the directories
-// waiting to be read are kept depth first. Directories are read in parallel
-// by a bounded number of workers, each holding one descriptor at a time.
+// waiting to be read are kept depth first, by path. Directories are read in
+// parallel by a bounded number of workers, each holding one descriptor at a
+// time; each is opened by its path below the start, resolved by the kernel
+// following no symlink and crossing no mount (openat2). So a directory
+// whose path is longer than the kernel resolves at once (PATH_MAX) is
+// reported as unreadable: a walk that kept every ancestor open instead
+// would let a deep enough tree exhaust the descriptors.
 package usage
 
 import (

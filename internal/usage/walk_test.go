@@ -534,3 +534,34 @@ func TestHardLinkBelongsToFirstPath(t *testing.T) {
 		}
 	}
 }
+
+// TestDeeperThanPathLimit: a directory whose path below the start is
+// longer than the kernel resolves at once (PATH_MAX, 4096 bytes) is
+// reported as unreadable, not left out silently; what lies above it is
+// counted.
+func TestDeeperThanPathLimit(t *testing.T) {
+	root := t.TempDir()
+	name := strings.Repeat("d", 250)
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const levels = 20 // 20 * 251 bytes: past 4096 at the 17th
+	for range levels {
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	unix.Close(fd)
+	r := walk(t, root, "", Options{})
+	deepest := 4096 / (len(name) + 1) // levels whose path fits
+	if r.Unreadable != 1 || !strings.HasPrefix(r.FirstUnreadable, root+"/"+name) || r.Total.Dirs != int64(1+deepest+1) {
+		t.Errorf("unreadable %d (first %q), dirs %d; want 1, the directory at level %d, and %d directories", r.Unreadable, r.FirstUnreadable, r.Total.Dirs, deepest+1, deepest+2)
+	}
+}
