@@ -47,6 +47,10 @@ type Config struct {
 	// SharedOwner, when set, is given to a shared directory the plugin
 	// makes (so that id-mapped views of it can be made).
 	SharedOwner *view.Owner
+	// UsageInterval: each volume's disk usage, in Get's Status, is
+	// measured in the background at most once per interval; 0 measures
+	// none.
+	UsageInterval time.Duration
 }
 
 // Driver implements volume.Driver. One lock guards the index, the entries'
@@ -68,6 +72,7 @@ type Driver struct {
 	listed   atomic.Pointer[listAnswer] // List's last answer
 	views    *view.Manager              // nil when no views are made
 	shared   *view.Owner                // the owner of shared directories it makes, nil: root
+	usage    *usageRefresher            // nil when usage is not measured
 	index
 }
 
@@ -127,11 +132,13 @@ func New(c Config) (*Driver, error) {
 		d.add(&entries[i])
 	}
 	c.Log.WithFields(logrus.Fields{"root": t.Root(), "state": c.StateDir, "volumes": len(vols)}).Info("state loaded")
+	d.usage = startUsage(t.Root(), c.UsageInterval, c.Log, d.volumeDirs, backgroundWalk)
 	return d, nil
 }
 
 // Close waits for calls in flight and releases the state.
 func (d *Driver) Close() error {
+	d.usage.stop() // before the lock, which its next look at the volumes takes
 	d.inflight.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -412,6 +419,7 @@ func (d *Driver) get(name string) (*volume.GetResponse, bool, error) {
 	current, stale := d.mounts.Counts(name)
 	status := v.Spec.Status()
 	status["mounts"] = current + stale
+	status["usage"] = d.usage.status(v.dir)
 	return &volume.GetResponse{Volume: &volume.Volume{
 		Name:       v.Name,
 		Mountpoint: v.mountpoint,

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -53,6 +54,9 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "--shared-owner", "0:2000"}, nil, []string{"--shared-owner", `"0:2000"`, "UID:GID"}},
 		{[]string{"--root", root, "--shared-owner", "2000"}, nil, []string{"--shared-owner", `"2000"`}},
 		{[]string{"--root", root}, map[string]string{"SHARED_OWNER": "2000:x"}, []string{"SHARED_OWNER", `"2000:x"`}},
+		{[]string{"--root", root, "--usage-interval", "daily"}, nil, []string{"--usage-interval", `"daily"`, "24h", "0 to measure none"}},
+		{[]string{"--root", root, "--usage-interval", "-1h"}, nil, []string{"--usage-interval", `"-1h"`}},
+		{[]string{"--root", root}, map[string]string{"USAGE_INTERVAL": "10ms"}, []string{"USAGE_INTERVAL", `"10ms"`, "at least 1s"}},
 		{[]string{"--bogus"}, nil, []string{"bogus"}},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -73,12 +77,12 @@ func TestBadSettings(t *testing.T) {
 func TestSettingsPrecedence(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
 	s, err := parseSettings([]string{"--root", a, "--log-level", "warn"},
-		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ANONYMOUS_VOLUMES": "keep", "ENGINE_START": "plugin-start"}), &bytes.Buffer{})
+		env(map[string]string{"PORTAL_ROOT": b, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "SHARED_DIRS": "photos, books", "PORTAL_SOCKET": "other", "ANONYMOUS_VOLUMES": "keep", "ENGINE_START": "plugin-start", "USAGE_INTERVAL": "6h"}), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Driver.Root != a || s.LogLevel != logrus.WarnLevel || s.LogFormat != "json" || !s.EngineAtStart ||
-		!slices.Equal(s.Driver.SharedNames, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" || s.Driver.Anonymous != "keep" {
+		!slices.Equal(s.Driver.SharedNames, []string{"photos", "books"}) || s.Socket != "/run/docker/plugins/other.sock" || s.Driver.Anonymous != "keep" || s.Driver.UsageInterval != 6*time.Hour {
 		t.Errorf("settings = %+v", s)
 	}
 	s, err = parseSettings([]string{"--root", a}, env(nil), &bytes.Buffer{})
@@ -86,7 +90,7 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Socket != "/run/docker/plugins/portal-volume.sock" || s.LogLevel != logrus.InfoLevel || s.LogFormat != "text" || s.EngineAtStart ||
-		!slices.Equal(s.Driver.SharedNames, []string{"documents", "media", "music"}) || s.Driver.Anonymous != "delete" {
+		!slices.Equal(s.Driver.SharedNames, []string{"documents", "media", "music"}) || s.Driver.Anonymous != "delete" || s.Driver.UsageInterval != 24*time.Hour {
 		t.Errorf("defaults = %+v", s)
 	}
 }
