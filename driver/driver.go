@@ -488,7 +488,7 @@ func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
 		}
 		return made, err
 	}
-	return d.tree.MakeDir(dir, &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
+	return d.tree.MakeDir(dir, &tree.Perm{Owner: tree.Owner{UID: s.UID, GID: s.GID}, Mode: s.Mode})
 }
 
 // ownerStatus tells in Status who owns the volume root: the plugin

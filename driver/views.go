@@ -139,6 +139,6 @@ func (d *Driver) sharedOwner(dir, made string) error {
 	if d.shared == nil || made == "" {
 		return nil
 	}
-	_, err := d.tree.MakeDir(dir, &tree.Owner{UID: d.shared.UID, GID: d.shared.GID, Mode: 0o755})
+	_, err := d.tree.MakeDir(dir, &tree.Perm{Owner: tree.Owner{UID: d.shared.UID, GID: d.shared.GID}, Mode: 0o755})
 	return err
 }
