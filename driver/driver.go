@@ -44,7 +44,7 @@ type Config struct {
 	ViewsDir string
 	// SharedOwner, when set, is given to a shared directory the plugin
 	// makes (so that id-mapped views of it can be made).
-	SharedOwner *view.Owner
+	SharedOwner *tree.Owner
 }
 
 // Driver implements volume.Driver. One lock guards the index, the entries'
@@ -65,7 +65,7 @@ type Driver struct {
 	log      logrus.FieldLogger
 	listed   atomic.Pointer[listAnswer] // List's last answer
 	views    *view.Manager              // nil when no views are made
-	shared   *view.Owner                // the owner of shared directories it makes, nil: root
+	shared   *tree.Owner                // the owner of shared directories it makes, nil: root
 	index
 }
 

@@ -16,7 +16,7 @@ import (
 // app with an id-mapped view can set a set-uid bit that lands on disk (the
 // file then belongs to the directory's owner); no container may run such a
 // file from a volume of this plugin.
-func (d *Driver) viewKind(s spec.Spec) view.Kind {
+func (d *Driver) viewKind(s spec.Spec) view.Attrs {
 	k := askedView(s)
 	if (s.Kind() == spec.KindShared || s.Kind() == spec.KindTree) && d.views != nil && d.views.Available() == nil {
 		k.NoSuid = true
@@ -25,8 +25,8 @@ func (d *Driver) viewKind(s spec.Spec) view.Kind {
 }
 
 // askedView is the view the volume's options ask for (zero Kind: none).
-func askedView(s spec.Spec) view.Kind {
-	return view.Kind{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
+func askedView(s spec.Spec) view.Attrs {
+	return view.Attrs{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
 }
 
 // checkView refuses a volume that needs a view when none can be made of its

@@ -15,7 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/portal/portal-volume/driver/spec"
-	"github.com/portal/portal-volume/driver/view"
+	"github.com/portal/portal-volume/driver/tree"
 )
 
 // pluginSocketDir is where Docker looks for legacy plugins' sockets.
@@ -38,7 +38,7 @@ type settings struct {
 	Views         string // absolute, outside Root
 	// SharedOwner is given to the shared directories the plugin makes;
 	// nil: root.
-	SharedOwner *view.Owner
+	SharedOwner *tree.Owner
 }
 
 var anonymousPolicies = []string{spec.Delete, spec.Keep, spec.Refuse}
@@ -169,7 +169,7 @@ func parseViews(v, root string) (string, error) {
 	return v, nil
 }
 
-func parseSharedOwner(v string) (*view.Owner, error) {
+func parseSharedOwner(v string) (*tree.Owner, error) {
 	if v == "" {
 		return nil, nil
 	}
@@ -179,5 +179,5 @@ func parseSharedOwner(v string) (*view.Owner, error) {
 	if !ok || uerr != nil || gerr != nil || uid == 0 || gid == 0 || uid > spec.MaxID || gid > spec.MaxID {
 		return nil, fmt.Errorf("setting --shared-owner (SHARED_OWNER) = %q: want UID:GID, two decimal ids from 1 to %d (root would defeat the id-mapped views), such as 2000:2000", v, spec.MaxID)
 	}
-	return &view.Owner{UID: uint32(uid), GID: uint32(gid)}, nil
+	return &tree.Owner{UID: uint32(uid), GID: uint32(gid)}, nil
 }

@@ -7,8 +7,12 @@
 // nosuid and nodev; read-only for access=ro; MOUNT_ATTR_IDMAP with a user
 // namespace for uid/gid), then attached with move_mount at
 // <views dir>/<one name per volume and mount ID>. Making one is a handful of
-// syscalls; the user namespaces an id map needs are made once per map and
-// kept.
+// syscalls. Every view is private, recursively: it leaves the peer group of
+// the mount it was cloned from, so a file system mounted later below the
+// directory on the host never shows in the view, and nothing mounted in
+// the view shows in the tree. The user namespace an id map needs is made
+// at the first view with that map and released with the last one; at most
+// MaxMaps distinct maps are in use at once.
 //
 // Views are counted per (volume, mount ID) with multiplicity, as Docker
 // reuses mount IDs; the last Unmount of an ID detaches and removes the view.
@@ -31,26 +35,30 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/driver/tree"
 )
 
-// Kind is what a view does.
-type Kind struct {
+// Attrs are what a view does, beyond showing the directory.
+type Attrs struct {
 	ReadOnly bool   // access=ro: nothing written through the view reaches the disk
 	IDMap    bool   // the directory's owner is shown as UID, its group as GID
 	UID, GID uint32 // the app's ids, when IDMap
 	NoSuid   bool   // nothing but what every view is: nosuid and nodev
 }
 
-// Any tells whether a volume of this kind is mounted through a view.
-func (k Kind) Any() bool { return k.ReadOnly || k.IDMap || k.NoSuid }
+// Any tells whether a volume with these attributes is mounted through a
+// view.
+func (a Attrs) Any() bool { return a.ReadOnly || a.IDMap || a.NoSuid }
 
-// Owner is the on-disk owner of a directory.
-type Owner struct{ UID, GID uint32 }
+// MaxMaps is how many distinct id maps may be in use at once: each holds a
+// user namespace, counted against root's quota, and a descriptor.
+const MaxMaps = 1024
 
 // Map is an id map of a view: on-disk Disk.UID is shown as App.UID and
 // Disk.GID as App.GID; no other id is mapped.
 type Map struct {
-	Disk, App Owner
+	Disk, App tree.Owner
 }
 
 // idMaps are the uid_map and gid_map of the user namespace that makes mp:
@@ -66,7 +74,7 @@ func (mp Map) idMaps() (uids, gids []syscall.SysProcIDMap) {
 // on disk: the app's uid would act as root there.
 type RootOwnedError struct {
 	Dir   string
-	Owner Owner
+	Owner tree.Owner
 }
 
 func (e *RootOwnedError) Error() string {
@@ -85,11 +93,19 @@ type Manager struct {
 	probed chan struct{} // closed once avail is known
 	avail  error         // why views cannot be made here, nil when they can
 
-	mu     sync.Mutex
-	views  map[key]*view
-	byVol  map[string]int   // volume -> live views
-	userns map[Map]*os.File // made once per map
-	mkNS   func(Map) (*os.File, error)
+	mu      sync.Mutex
+	views   map[key]*view
+	byVol   map[string]int // volume -> live views
+	userns  map[Map]*userns
+	maxMaps int
+	mkNS    func(Map) (*os.File, error)
+}
+
+// userns is the user namespace of one id map and how many views, and
+// checks in progress, use it.
+type userns struct {
+	f    *os.File
+	refs int
 }
 
 type key struct{ volume, id string }
@@ -97,6 +113,7 @@ type key struct{ volume, id string }
 type view struct {
 	path  string
 	count int
+	mp    *Map // its id map, nil for none
 }
 
 // Open takes the views directory dir (making it, 0700, when missing),
@@ -121,8 +138,8 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 	}
 	m := &Manager{
 		dir: abs, lock: lock, log: log,
-		views: make(map[key]*view), byVol: make(map[string]int), userns: make(map[Map]*os.File),
-		mkNS: newUserns, probed: make(chan struct{}),
+		views: make(map[key]*view), byVol: make(map[string]int), userns: make(map[Map]*userns),
+		maxMaps: MaxMaps, mkNS: newUserns, probed: make(chan struct{}),
 	}
 	// What cannot be removed is logged and left; it never stops a start.
 	_ = m.Reconcile()
@@ -146,8 +163,8 @@ func (m *Manager) Close() error {
 	<-m.probed
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for k, f := range m.userns {
-		f.Close()
+	for k, ns := range m.userns {
+		ns.f.Close()
 		delete(m.userns, k)
 	}
 	return m.lock.Close()
@@ -171,38 +188,39 @@ func (m *Manager) probe(dir string) error {
 		return err
 	}
 	defer unix.Close(fd)
-	return m.Check(fd, Kind{ReadOnly: true, IDMap: true, UID: 65534, GID: 65534}, Owner{UID: 65533, GID: 65533})
+	return m.Check(fd, Attrs{ReadOnly: true, IDMap: true, UID: 65534, GID: 65534}, tree.Owner{UID: 65533, GID: 65533})
 }
 
-// Check tells whether a view of kind k can be made of the directory open
+// Check tells whether a view with attributes a can be made of the directory open
 // at dirfd, whose on-disk owner is owner, by making one, detached, and
 // dropping it. The errors name what is missing.
-func (m *Manager) Check(dirfd int, k Kind, owner Owner) error {
+func (m *Manager) Check(dirfd int, a Attrs, owner tree.Owner) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if k.IDMap && (owner.UID == 0 || owner.GID == 0) {
+	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
 		return &RootOwnedError{Owner: owner}
 	}
-	fd, err := m.clone(dirfd, k, owner)
+	fd, mp, err := m.clone(dirfd, a, owner)
 	if err != nil {
 		return err
 	}
+	m.release(mp)
 	return unix.Close(fd)
 }
 
 // OwnerOf is the on-disk owner of the directory open at fd.
-func OwnerOf(fd int) (Owner, error) {
+func OwnerOf(fd int) (tree.Owner, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return Owner{}, err
+		return tree.Owner{}, err
 	}
-	return Owner{st.Uid, st.Gid}, nil
+	return tree.Owner{UID: st.Uid, GID: st.Gid}, nil
 }
 
 // Mount counts a mount of volume by id through a view of the directory
 // open at dirfd, making the view at its first mount, and returns the
 // view's path.
-func (m *Manager) Mount(volume, id string, dirfd int, k Kind) (string, error) {
+func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	kk := key{volume, id}
@@ -214,24 +232,26 @@ func (m *Manager) Mount(volume, id string, dirfd int, k Kind) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if k.IDMap && (owner.UID == 0 || owner.GID == 0) {
+	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
 		// Create refused this; the owner changed since.
 		return "", &RootOwnedError{Owner: owner}
 	}
-	fd, err := m.clone(dirfd, k, owner)
+	fd, mp, err := m.clone(dirfd, a, owner)
 	if err != nil {
 		return "", err
 	}
 	defer unix.Close(fd)
 	path := filepath.Join(m.dir, name(volume, id))
 	if err := unix.Mkdir(path, 0o700); err != nil && err != unix.EEXIST {
+		m.release(mp)
 		return "", fmt.Errorf("view %s: %w", path, err)
 	}
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		m.release(mp)
 		_ = unix.Rmdir(path)
 		return "", fmt.Errorf("view %s: move_mount: %w", path, err)
 	}
-	m.views[kk] = &view{path: path, count: 1}
+	m.views[kk] = &view{path: path, count: 1, mp: mp}
 	m.byVol[volume]++
 	return path, nil
 }
@@ -253,6 +273,7 @@ func (m *Manager) Unmount(volume, id string) (bool, error) {
 	if err := remove(v.path); err != nil {
 		return true, err
 	}
+	m.release(v.mp)
 	delete(m.views, kk)
 	if m.byVol[volume]--; m.byVol[volume] == 0 {
 		delete(m.byVol, volume)
@@ -273,6 +294,9 @@ func (m *Manager) Live(volume string) int {
 func (m *Manager) DropAll() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, v := range m.views {
+		m.release(v.mp)
+	}
 	clear(m.views)
 	clear(m.byVol)
 	return m.reconcile()
@@ -333,44 +357,85 @@ func remove(path string) error {
 	return nil
 }
 
-// clone makes the detached view of the directory open at dirfd; the
-// caller attaches or closes it.
-func (m *Manager) clone(dirfd int, k Kind, owner Owner) (int, error) {
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
-	if k.ReadOnly {
+// clone makes the detached view of the directory open at dirfd, and
+// returns its id map, which it holds (nil for none); the caller attaches
+// the view or closes it and releases the map.
+func (m *Manager) clone(dirfd int, a Attrs, owner tree.Owner) (int, *Map, error) {
+	// Private, in the same call as the rest: open_tree's clone joins the
+	// peer group of a shared source, and a mount propagated into it before
+	// this call gets the view's attributes too.
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV, Propagation: unix.MS_PRIVATE}
+	if a.ReadOnly {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	if k.IDMap {
-		ns, err := m.usernsFor(Map{Disk: owner, App: Owner{k.UID, k.GID}})
+	var mp *Map
+	if a.IDMap {
+		mp = &Map{Disk: owner, App: tree.Owner{UID: a.UID, GID: a.GID}}
+		ns, err := m.acquire(*mp)
 		if err != nil {
-			return -1, err
+			return -1, nil, err
 		}
 		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
 		attr.Userns_fd = uint64(ns.Fd())
 	}
 	fd, err := unix.OpenTree(dirfd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
 	if err != nil {
-		return -1, &UnsupportedError{Op: "open_tree", Err: err, IDMap: k.IDMap}
+		m.release(mp)
+		return -1, nil, &UnsupportedError{Op: "open_tree", Err: err, IDMap: a.IDMap}
 	}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
 		unix.Close(fd)
-		return -1, &UnsupportedError{Op: "mount_setattr", Err: err, IDMap: k.IDMap}
+		m.release(mp)
+		return -1, nil, &UnsupportedError{Op: "mount_setattr", Err: err, IDMap: a.IDMap}
 	}
-	return fd, nil
+	return fd, mp, nil
 }
 
-// usernsFor returns the user namespace of map mp, made at its first use.
-// Callers hold m.mu, or are in Open.
-func (m *Manager) usernsFor(mp Map) (*os.File, error) {
-	if f := m.userns[mp]; f != nil {
-		return f, nil
+// acquire returns the user namespace of map mp, made at its first use,
+// and counts a use of it. Callers hold m.mu, or are in Open.
+func (m *Manager) acquire(mp Map) (*os.File, error) {
+	if ns := m.userns[mp]; ns != nil {
+		ns.refs++
+		return ns.f, nil
+	}
+	if len(m.userns) >= m.maxMaps {
+		return nil, &TooManyMapsError{Max: m.maxMaps, Map: mp}
 	}
 	f, err := m.mkNS(mp)
 	if err != nil {
 		return nil, &UnsupportedError{Op: "user namespace", Err: err, IDMap: true}
 	}
-	m.userns[mp] = f
+	m.userns[mp] = &userns{f: f, refs: 1}
 	return f, nil
+}
+
+// release uncounts a use of map mp (nothing for nil); the last one closes
+// its user namespace. A view made with it keeps the namespace alive in the
+// kernel as long as the view is mounted, without a descriptor.
+func (m *Manager) release(mp *Map) {
+	if mp == nil {
+		return
+	}
+	ns := m.userns[*mp]
+	if ns == nil {
+		return
+	}
+	if ns.refs--; ns.refs == 0 {
+		ns.f.Close()
+		delete(m.userns, *mp)
+	}
+}
+
+// TooManyMapsError refuses a view with an id map beyond the MaxMaps in use.
+type TooManyMapsError struct {
+	Max int
+	Map Map
+}
+
+func (e *TooManyMapsError) Error() string {
+	return fmt.Sprintf("cannot show a directory owned by %d:%d as %d:%d: %d distinct uid/gid maps are in use, "+
+		"the most portal-volume keeps at once; stop containers whose volumes have other uid/gid values first",
+		e.Map.Disk.UID, e.Map.Disk.GID, e.Map.App.UID, e.Map.App.GID, e.Max)
 }
 
 // UnsupportedError says that the kernel or the file system cannot make a

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/portal/portal-volume/driver/tree"
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
@@ -115,7 +116,7 @@ func owner(t *testing.T, path string) (uid, gid uint32, mode os.FileMode) {
 // TestIDMaps: the disk id is the namespace's inside id, the app's id its
 // outside one, one id each and nothing else.
 func TestIDMaps(t *testing.T) {
-	uids, gids := Map{Disk: Owner{2000, 2001}, App: Owner{1000, 1001}}.idMaps()
+	uids, gids := Map{Disk: tree.Owner{UID: 2000, GID: 2001}, App: tree.Owner{UID: 1000, GID: 1001}}.idMaps()
 	if len(uids) != 1 || uids[0] != (syscall.SysProcIDMap{ContainerID: 2000, HostID: 1000, Size: 1}) {
 		t.Errorf("uid map %+v, want [2000 1000 1]", uids)
 	}
@@ -129,7 +130,7 @@ func TestIDMaps(t *testing.T) {
 // another uid is not mapped and cannot write.
 func TestIDMappedView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Kind{IDMap: true, UID: 1000, GID: 1000})
+	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestIDMappedView(t *testing.T) {
 func TestReadOnlyView(t *testing.T) {
 	m, dir, fd := fixture(t)
 	testutil.Write(t, filepath.Join(dir, "f"), "data\n")
-	path, err := m.Mount("vol", "id1", fd, Kind{ReadOnly: true})
+	path, err := m.Mount("vol", "id1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestReadOnlyView(t *testing.T) {
 // leaves on disk, and that nothing runs set-uid through the view.
 func TestSetuidThroughView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Kind{IDMap: true, UID: 1000, GID: 1000})
+	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestSetuidThroughView(t *testing.T) {
 // removes it.
 func TestMultiplicity(t *testing.T) {
 	m, _, fd := fixture(t)
-	k := Kind{ReadOnly: true}
+	k := Attrs{ReadOnly: true}
 	p1, err := m.Mount("vol", "a", fd, k)
 	if err != nil {
 		t.Fatal(err)
@@ -242,10 +243,10 @@ func TestReconcile(t *testing.T) {
 	}
 	fd, _ := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	defer unix.Close(fd)
-	if _, err := m.Mount("a", "1", fd, Kind{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("a", "1", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	stacked, err := m.Mount("b", "1", fd, Kind{ReadOnly: true})
+	stacked, err := m.Mount("b", "1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestReconcile(t *testing.T) {
 // TestDropAll: every view goes, and the counts with them.
 func TestDropAll(t *testing.T) {
 	m, _, fd := fixture(t)
-	if _, err := m.Mount("vol", "a", fd, Kind{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.DropAll(); err != nil {
@@ -304,19 +305,19 @@ func TestDropAll(t *testing.T) {
 // TestRootOwnedRefused: no app id is ever mapped onto root on disk.
 func TestRootOwnedRefused(t *testing.T) {
 	m, dir, fd := fixture(t)
-	for _, o := range []Owner{{0, 2000}, {2000, 0}} {
+	for _, o := range []tree.Owner{{UID: 0, GID: 2000}, {UID: 2000, GID: 0}} {
 		if err := os.Chown(dir, int(o.UID), int(o.GID)); err != nil {
 			t.Fatal(err)
 		}
 		var re *RootOwnedError
-		if err := m.Check(fd, Kind{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
+		if err := m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
 			t.Errorf("Check of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
-		if _, err := m.Mount("vol", "a", fd, Kind{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
+		if _, err := m.Mount("vol", "a", fd, Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
 			t.Errorf("Mount of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
 	}
-	if err := m.Check(fd, Kind{ReadOnly: true}, Owner{}); err != nil {
+	if err := m.Check(fd, Attrs{ReadOnly: true}, tree.Owner{}); err != nil {
 		t.Errorf("a read-only view of a root-owned directory: %v", err)
 	}
 }
@@ -335,12 +336,12 @@ func TestNoIDMapFileSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	err = m.Check(fd, Kind{IDMap: true, UID: 1000, GID: 1000}, Owner{2000, 2000})
+	err = m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, tree.Owner{UID: 2000, GID: 2000})
 	var ue *UnsupportedError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "uid/gid on a shared or tree volume needs idmapped mounts") {
 		t.Errorf("Check on ramfs: %v", err)
 	}
-	if err := m.Check(fd, Kind{ReadOnly: true}, Owner{2000, 2000}); err != nil {
+	if err := m.Check(fd, Attrs{ReadOnly: true}, tree.Owner{UID: 2000, GID: 2000}); err != nil {
 		t.Errorf("a read-only view on ramfs: %v", err)
 	}
 }
