@@ -34,7 +34,7 @@ func askedView(s spec.Spec) view.Attrs {
 // mounts, or a root-owned directory for an id-mapped one.
 func (d *Driver) checkView(dir string, s spec.Spec) error {
 	k := askedView(s)
-	if !k.Any() {
+	if !(k.ReadOnly || k.IDMap || k.NoSuid) {
 		return nil
 	}
 	if d.views == nil {
@@ -65,7 +65,7 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 // returns the view's path ("" when it has none).
 func (d *Driver) mountView(v *entry, id string) (string, error) {
 	k := d.viewKind(v.Spec)
-	if !k.Any() {
+	if !(k.ReadOnly || k.IDMap || k.NoSuid) {
 		return "", nil
 	}
 	if d.views == nil {

@@ -1,21 +1,25 @@
 // Package view makes and removes views: mounts of a volume's directory,
-// outside the Portal tree, that are read-only, id-mapped, or both.
+// outside the Portal tree, that designate the directory the plugin
+// checked (a container that swaps a path component for a symlink cannot
+// redirect them) and may be read-only, id-mapped, or both.
 //
 // A view is a clone of the directory's mount (open_tree OPEN_TREE_CLONE,
 // recursive, so that it shows what a plain bind mount of the directory
-// shows), given its attributes while still detached (mount_setattr: always
-// nosuid and nodev; read-only for access=ro; MOUNT_ATTR_IDMAP with a user
-// namespace for uid/gid), then attached with move_mount at
-// <views dir>/<one name per volume and mount ID>. Making one is a handful of
-// syscalls. Every view is private, recursively: it leaves the peer group of
+// shows), given its attributes while still detached (mount_setattr:
+// nosuid and nodev when asked; read-only for access=ro; MOUNT_ATTR_IDMAP
+// with a user namespace for uid/gid), then attached with move_mount at
+// <views dir>/<one name per volume>. Making one is a handful of syscalls. Every view is private, recursively: it leaves the peer group of
 // the mount it was cloned from, so a file system mounted later below the
 // directory on the host never shows in the view, and nothing mounted in
 // the view shows in the tree. The user namespace an id map needs is made
 // at the first view with that map and released with the last one; at most
 // MaxMaps distinct maps are in use at once.
 //
-// Views are counted per (volume, mount ID) with multiplicity, as Docker
-// reuses mount IDs; the last Unmount of an ID detaches and removes the view.
+// A volume has one view, shared by all its mounts: they are counted per
+// mount ID with multiplicity, as Docker reuses mount IDs, and the last
+// Unmount detaches and removes the view. A second Mount of a mounted
+// volume makes nothing. Calls on one volume take turns; calls on different
+// volumes do not wait for each other's syscalls.
 // A container's bind mount of a view is a mount of its own, so detaching a
 // view never takes anything away from a running container. Views are
 // runtime state: at start every leftover in the views directory is
@@ -44,12 +48,8 @@ type Attrs struct {
 	ReadOnly bool   // access=ro: nothing written through the view reaches the disk
 	IDMap    bool   // the directory's owner is shown as UID, its group as GID
 	UID, GID uint32 // the app's ids, when IDMap
-	NoSuid   bool   // nothing but what every view is: nosuid and nodev
+	NoSuid   bool   // nosuid and nodev: no set-id program or device works
 }
-
-// Any tells whether a volume with these attributes is mounted through a
-// view.
-func (a Attrs) Any() bool { return a.ReadOnly || a.IDMap || a.NoSuid }
 
 // MaxMaps is how many distinct id maps may be in use at once: each holds a
 // user namespace, counted against root's quota, and a descriptor.
@@ -93,9 +93,10 @@ type Manager struct {
 	probed chan struct{} // closed once avail is known
 	avail  error         // why views cannot be made here, nil when they can
 
-	mu      sync.Mutex
-	views   map[key]*view
-	byVol   map[string]int // volume -> live views
+	mu    sync.Mutex       // guards views; held across syscalls only by Reconcile
+	views map[string]*view // by volume
+
+	nsMu    sync.Mutex // guards userns, held while one is made
 	userns  map[Map]*userns
 	maxMaps int
 	mkNS    func(Map) (*os.File, error)
@@ -108,12 +109,14 @@ type userns struct {
 	refs int
 }
 
-type key struct{ volume, id string }
-
+// view is one volume's view and its mounts.
 type view struct {
-	path  string
-	count int
-	mp    *Map // its id map, nil for none
+	mu   sync.Mutex     // one call on the volume at a time
+	gone bool           // out of Manager.views: look the volume up again
+	path string         // "" until made
+	ids  map[string]int // mount ID -> mounts
+	n    int            // all mounts
+	mp   *Map           // its id map, nil for none
 }
 
 // Open takes the views directory dir (making it, 0700, when missing),
@@ -138,7 +141,7 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 	}
 	m := &Manager{
 		dir: abs, lock: lock, log: log,
-		views: make(map[key]*view), byVol: make(map[string]int), userns: make(map[Map]*userns),
+		views: make(map[string]*view), userns: make(map[Map]*userns),
 		maxMaps: MaxMaps, mkNS: newUserns, probed: make(chan struct{}),
 	}
 	// What cannot be removed is logged and left; it never stops a start.
@@ -149,9 +152,9 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 		defer close(m.probed)
 		m.avail = m.probe(probe)
 		if m.avail != nil {
-			log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused")
+			log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused, and the others are mounted by their path")
 		} else {
-			log.WithField("views", abs).Info("views available: read-only and id-mapped")
+			log.WithField("views", abs).Info("views available: every volume is mounted through one")
 		}
 	}()
 	return m, nil
@@ -161,8 +164,8 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 // stay (Docker may still use them) until the next Open or DropAll.
 func (m *Manager) Close() error {
 	<-m.probed
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
 	for k, ns := range m.userns {
 		ns.f.Close()
 		delete(m.userns, k)
@@ -195,8 +198,6 @@ func (m *Manager) probe(dir string) error {
 // at dirfd, whose on-disk owner is owner, by making one, detached, and
 // dropping it. The errors name what is missing.
 func (m *Manager) Check(dirfd int, a Attrs, owner tree.Owner) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
 		return &RootOwnedError{Owner: owner}
 	}
@@ -217,75 +218,128 @@ func OwnerOf(fd int) (tree.Owner, error) {
 	return tree.Owner{UID: st.Uid, GID: st.Gid}, nil
 }
 
-// Mount counts a mount of volume by id through a view of the directory
-// open at dirfd, making the view at its first mount, and returns the
-// view's path.
+// Mount counts a mount of volume by id and returns the path of the
+// volume's view; the first mount makes the view, of the directory open at
+// dirfd with attributes a. Later mounts use neither.
 func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	kk := key{volume, id}
-	if v := m.views[kk]; v != nil {
-		v.count++
-		return v.path, nil
+	v := m.viewOf(volume)
+	defer v.mu.Unlock()
+	if v.path == "" {
+		path, mp, err := m.make(volume, dirfd, a)
+		if err != nil {
+			m.dropIfUnused(volume, v)
+			return "", err
+		}
+		v.path, v.mp = path, mp
 	}
+	v.ids[id]++
+	v.n++
+	return v.path, nil
+}
+
+// viewOf returns volume's view, made (empty) when it has none, locked.
+func (m *Manager) viewOf(volume string) *view {
+	for {
+		m.mu.Lock()
+		v := m.views[volume]
+		if v == nil {
+			v = &view{ids: make(map[string]int)}
+			m.views[volume] = v
+		}
+		m.mu.Unlock()
+		v.mu.Lock()
+		if !v.gone {
+			return v
+		}
+		v.mu.Unlock()
+	}
+}
+
+// dropIfUnused takes v, locked, out of the views when it has no mounts.
+func (m *Manager) dropIfUnused(volume string, v *view) {
+	if v.n > 0 {
+		return
+	}
+	v.gone = true
+	m.mu.Lock()
+	if m.views[volume] == v {
+		delete(m.views, volume)
+	}
+	m.mu.Unlock()
+}
+
+// make makes and attaches the view of volume, and returns its path and id
+// map.
+func (m *Manager) make(volume string, dirfd int, a Attrs) (string, *Map, error) {
 	owner, err := OwnerOf(dirfd)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
 		// Create refused this; the owner changed since.
-		return "", &RootOwnedError{Owner: owner}
+		return "", nil, &RootOwnedError{Owner: owner}
 	}
 	fd, mp, err := m.clone(dirfd, a, owner)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer unix.Close(fd)
-	path := filepath.Join(m.dir, name(volume, id))
+	path := filepath.Join(m.dir, name(volume))
 	if err := unix.Mkdir(path, 0o700); err != nil && err != unix.EEXIST {
 		m.release(mp)
-		return "", fmt.Errorf("view %s: %w", path, err)
+		return "", nil, fmt.Errorf("view %s: %w", path, err)
 	}
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		m.release(mp)
 		_ = unix.Rmdir(path)
-		return "", fmt.Errorf("view %s: move_mount: %w", path, err)
+		return "", nil, fmt.Errorf("view %s: move_mount: %w", path, err)
 	}
-	m.views[kk] = &view{path: path, count: 1, mp: mp}
-	m.byVol[volume]++
-	return path, nil
+	return path, mp, nil
 }
 
-// Unmount uncounts one mount of volume by id; the last one detaches and
-// removes the view. It reports whether the view was known.
+// Unmount uncounts one mount of volume by id; the last mount of the volume
+// detaches and removes its view. It reports whether the mount was known.
 func (m *Manager) Unmount(volume, id string) (bool, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	kk := key{volume, id}
-	v := m.views[kk]
+	v := m.views[volume]
+	m.mu.Unlock()
 	if v == nil {
 		return false, nil
 	}
-	if v.count > 1 {
-		v.count--
-		return true, nil
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gone || v.ids[id] == 0 {
+		return false, nil
 	}
-	if err := remove(v.path); err != nil {
-		return true, err
+	if v.n == 1 {
+		if err := remove(v.path); err != nil {
+			return true, err
+		}
+		m.release(v.mp)
+		v.path, v.mp = "", nil
 	}
-	m.release(v.mp)
-	delete(m.views, kk)
-	if m.byVol[volume]--; m.byVol[volume] == 0 {
-		delete(m.byVol, volume)
+	if v.ids[id]--; v.ids[id] == 0 {
+		delete(v.ids, id)
 	}
+	v.n--
+	m.dropIfUnused(volume, v)
 	return true, nil
 }
 
-// Live is the number of views of volume.
+// Live is the number of mounts of volume through its view.
 func (m *Manager) Live(volume string) int {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.byVol[volume]
+	v := m.views[volume]
+	m.mu.Unlock()
+	if v == nil {
+		return 0
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gone {
+		return 0
+	}
+	return v.n
 }
 
 // DropAll detaches and removes every view: for when the engine that
@@ -293,17 +347,24 @@ func (m *Manager) Live(volume string) int {
 // keep their own mounts.
 func (m *Manager) DropAll() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, v := range m.views {
-		m.release(v.mp)
+	views := m.views
+	m.views = make(map[string]*view)
+	m.mu.Unlock()
+	var errs []error
+	for _, v := range views {
+		v.mu.Lock()
+		v.gone = true
+		if v.path != "" {
+			errs = append(errs, remove(v.path))
+			m.release(v.mp)
+		}
+		v.mu.Unlock()
 	}
-	clear(m.views)
-	clear(m.byVol)
-	return m.reconcile()
+	return errors.Join(append(errs, m.Reconcile())...)
 }
 
 // Reconcile detaches and removes everything in the views directory that
-// this manager did not make: what a killed plugin left behind. Each entry
+// is no view of this manager: what a killed plugin left behind. Each entry
 // removed, or that could not be, is logged.
 func (m *Manager) Reconcile() error {
 	m.mu.Lock()
@@ -316,9 +377,10 @@ func (m *Manager) reconcile() error {
 	if err != nil {
 		return fmt.Errorf("views directory: %w", err)
 	}
+	// By name: a view being made has no path yet.
 	live := make(map[string]bool, len(m.views))
-	for _, v := range m.views {
-		live[v.path] = true
+	for volume := range m.views {
+		live[filepath.Join(m.dir, name(volume))] = true
 	}
 	var errs []error
 	for _, e := range ents {
@@ -364,7 +426,10 @@ func (m *Manager) clone(dirfd int, a Attrs, owner tree.Owner) (int, *Map, error)
 	// Private, in the same call as the rest: open_tree's clone joins the
 	// peer group of a shared source, and a mount propagated into it before
 	// this call gets the view's attributes too.
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV, Propagation: unix.MS_PRIVATE}
+	attr := unix.MountAttr{Propagation: unix.MS_PRIVATE}
+	if a.NoSuid {
+		attr.Attr_set |= unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	}
 	if a.ReadOnly {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
@@ -392,8 +457,10 @@ func (m *Manager) clone(dirfd int, a Attrs, owner tree.Owner) (int, *Map, error)
 }
 
 // acquire returns the user namespace of map mp, made at its first use,
-// and counts a use of it. Callers hold m.mu, or are in Open.
+// and counts a use of it.
 func (m *Manager) acquire(mp Map) (*os.File, error) {
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
 	if ns := m.userns[mp]; ns != nil {
 		ns.refs++
 		return ns.f, nil
@@ -416,6 +483,8 @@ func (m *Manager) release(mp *Map) {
 	if mp == nil {
 		return
 	}
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
 	ns := m.userns[*mp]
 	if ns == nil {
 		return
@@ -459,8 +528,8 @@ func (e *UnsupportedError) Error() string {
 func (e *UnsupportedError) Unwrap() error { return e.Err }
 
 // name is the view's directory name: fixed length, whatever the volume
-// name and mount ID hold.
-func name(volume, id string) string {
-	h := sha256.Sum256([]byte(volume + "\x00" + id))
+// name holds.
+func name(volume string) string {
+	h := sha256.Sum256([]byte(volume))
 	return hex.EncodeToString(h[:16])
 }

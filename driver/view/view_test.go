@@ -130,7 +130,7 @@ func TestIDMaps(t *testing.T) {
 // another uid is not mapped and cannot write.
 func TestIDMappedView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
+	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,34 +190,48 @@ func TestSetuidThroughView(t *testing.T) {
 	t.Logf("on disk: %v", mode)
 }
 
-// TestMultiplicity: a view per (volume, ID), counted; the last Unmount
-// removes it.
+// TestMultiplicity: one view per volume, shared by its mount IDs and
+// counted with multiplicity; the last Unmount removes it, and a view of
+// another volume is another.
 func TestMultiplicity(t *testing.T) {
 	m, _, fd := fixture(t)
-	k := Attrs{ReadOnly: true}
-	p1, err := m.Mount("vol", "a", fd, k)
+	a := Attrs{ReadOnly: true}
+	p1, err := m.Mount("vol", "a", fd, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, _ := m.Mount("vol", "a", fd, k)
-	p3, _ := m.Mount("vol", "b", fd, k)
-	if p1 != p2 || p1 == p3 {
-		t.Fatalf("paths %s %s %s: want one per ID", p1, p2, p3)
+	p2, _ := m.Mount("vol", "a", fd, a)
+	p3, _ := m.Mount("vol", "b", fd, a)
+	other, _ := m.Mount("other", "a", fd, a)
+	if p1 != p2 || p1 != p3 || p1 == other {
+		t.Fatalf("paths %s %s %s %s: want one per volume", p1, p2, p3, other)
 	}
-	if n := m.Live("vol"); n != 2 {
-		t.Errorf("Live = %d, want 2", n)
+	if n := len(mountsBelow(t, m.Dir())); n != 2 {
+		t.Errorf("%d mounts for two volumes' views, want 2", n)
+	}
+	if n := m.Live("vol"); n != 3 {
+		t.Errorf("Live = %d, want 3", n)
+	}
+	if known, _ := m.Unmount("vol", "c"); known {
+		t.Error("Unmount of an ID never mounted reports it known")
 	}
 	for i, want := range []int{2, 1, 0} {
-		id := []string{"a", "a", "b"}[i]
+		id := []string{"a", "b", "a"}[i]
 		if known, err := m.Unmount("vol", id); !known || err != nil {
 			t.Fatalf("Unmount %s: %v %v", id, known, err)
 		}
 		if n := m.Live("vol"); n != want {
 			t.Errorf("after unmount %d: Live = %d, want %d", i, n, want)
 		}
+		if _, err := os.Lstat(p1); (err == nil) != (want > 0) {
+			t.Errorf("after unmount %d: the view's directory: %v", i, err)
+		}
 	}
 	if known, _ := m.Unmount("vol", "a"); known {
 		t.Error("Unmount of a gone view reports it known")
+	}
+	if _, err := m.Unmount("other", "a"); err != nil {
+		t.Fatal(err)
 	}
 	if left := mountsBelow(t, m.Dir()); len(left) > 0 {
 		t.Errorf("left: %v", left)
