@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,10 +256,10 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 		return err
 	}
 	defer d.inflight.Done()
-	// Parse refuses delete for shared and tree volumes; the kind is checked
-	// again here because deleting is the one thing that cannot be undone.
-	kind := v.Spec.Kind()
-	deleted := v.Spec.OnRemove == spec.Delete && (kind == spec.KindApp || kind == spec.KindAnonymous)
+	// Parse refuses delete for kinds that are never deleted; the kind is
+	// asked again here because deleting is the one thing that cannot be
+	// undone.
+	deleted := v.Spec.OnRemove == spec.Delete && v.Spec.Kind.Info().Deletable
 	if deleted {
 		// The data goes before the record: a crash in between leaves the
 		// volume known, and a second Remove finishes the delete.
@@ -396,24 +395,13 @@ func (d *Driver) Get(r *volume.GetRequest) (*volume.GetResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := v.Spec
+	status := v.Spec.Status()
+	status["mounts"] = d.mounts.Count(v.Name) + d.mounts.Stale(v.Name)
 	return &volume.GetResponse{Volume: &volume.Volume{
 		Name:       v.Name,
 		Mountpoint: v.mountpoint,
 		CreatedAt:  v.CreatedAt.Format(time.RFC3339),
-		Status: map[string]any{
-			spec.KeyApp:      s.App,
-			spec.KeyPath:     s.Path,
-			spec.KeyUID:      s.UID,
-			spec.KeyGID:      s.GID,
-			spec.KeyMode:     s.ModeString(),
-			spec.KeyShared:   s.Shared,
-			spec.KeyTree:     s.Tree,
-			spec.KeyOnRemove: s.OnRemove,
-			spec.KeyAccess:   s.Access(),
-			"owner":          ownerStatus(s),
-			"mounts":         d.mounts.Count(v.Name) + d.mounts.Stale(v.Name),
-		},
+		Status:     status,
 	}}, nil
 }
 
@@ -483,21 +471,12 @@ func noSuchVolume(name string) error { return fmt.Errorf("no such volume: %q", n
 func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
 	if !s.Enforce {
 		made, err := d.tree.MakeDir(dir, nil)
-		if err == nil && s.Shared != "" {
+		if err == nil && s.Kind == spec.KindShared {
 			err = d.sharedOwner(dir, made)
 		}
 		return made, err
 	}
 	return d.tree.MakeDir(dir, &tree.Perm{Owner: tree.Owner{UID: s.UID, GID: s.GID}, Mode: s.Mode})
-}
-
-// ownerStatus tells in Status who owns the volume root: the plugin
-// ("enforced", set at Create and every Mount) or Docker and the app.
-func ownerStatus(s spec.Spec) string {
-	if s.Enforce {
-		return "enforced"
-	}
-	return "docker"
 }
 
 // unmake deletes what a failed Create made, dir and its parents up to made:
@@ -519,51 +498,9 @@ func changedOptionsError(old *entry) error {
 		how = "it has on_remove=delete, so docker volume rm deletes its data; move the data away first"
 	}
 	return fmt.Errorf("volume %q already exists with other options (%s); to change them remove it (%s)",
-		old.Name, describe(old.Spec), how)
-}
-
-// describe lists a spec as the options that give it.
-func describe(s spec.Spec) string {
-	var parts []string
-	switch s.Kind() {
-	case spec.KindShared:
-		parts = append(parts, "shared="+s.Shared)
-	case spec.KindTree:
-		parts = append(parts, "tree="+s.Tree)
-	case spec.KindAnonymous:
-		parts = append(parts, "anonymous")
-	}
-	if s.App != "" {
-		parts = append(parts, "app="+s.App)
-	}
-	if s.ReadOnly {
-		parts = append(parts, "access=ro")
-	}
-	if s.IDMap {
-		parts = append(parts, fmt.Sprintf("uid=%d gid=%d (id-mapped view)", s.UID, s.GID))
-	}
-	if k := s.Kind(); k == spec.KindShared || k == spec.KindTree {
-		return strings.Join(parts, " ")
-	}
-	if s.Kind() == spec.KindApp {
-		parts = append(parts, "path="+s.Path)
-	}
-	if s.Enforce {
-		parts = append(parts, fmt.Sprintf("uid=%d gid=%d mode=%s", s.UID, s.GID, s.ModeString()))
-	} else {
-		parts = append(parts, "owner left to Docker and the app")
-	}
-	return strings.Join(append(parts, "on_remove="+s.OnRemove), " ")
+		old.Name, old.Spec.Describe(), how)
 }
 
 func withSpec(log logrus.FieldLogger, s spec.Spec) *logrus.Entry {
-	switch s.Kind() {
-	case spec.KindShared:
-		return log.WithFields(logrus.Fields{"app": s.App, "shared": s.Shared})
-	case spec.KindTree:
-		return log.WithFields(logrus.Fields{"app": s.App, "tree": s.Tree})
-	case spec.KindAnonymous:
-		return log.WithField("anonymous", true)
-	}
-	return log.WithFields(logrus.Fields{"app": s.App, "path": s.Path})
+	return log.WithFields(logrus.Fields(s.LogFields()))
 }

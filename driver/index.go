@@ -49,8 +49,8 @@ func makeEntry(t *tree.Tree, v state.Volume) entry {
 // one-name and no-nesting rules cost O(path depth), not O(volumes).
 type index struct {
 	byName  map[string]*entry
-	byDir   map[string]*entry // app volumes only: shared and tree volumes may share, anonymous ones cannot nest
-	above   map[string]int    // every proper parent of an app volume's directory -> how many
+	byDir   map[string]*entry // volumes of exclusive kinds only: the others may share and contain
+	above   map[string]int    // every proper parent of an exclusive volume's directory -> how many
 	changes uint64            // counts changes to what List shows
 }
 
@@ -65,7 +65,7 @@ func newIndex(n int) index {
 func (x *index) add(v *entry) {
 	x.changes++
 	x.byName[v.Name] = v
-	if v.Spec.Kind() != spec.KindApp {
+	if !v.Spec.Kind.Info().Exclusive {
 		return
 	}
 	x.byDir[v.dir] = v
@@ -77,7 +77,7 @@ func (x *index) add(v *entry) {
 func (x *index) drop(v *entry) {
 	x.changes++
 	delete(x.byName, v.Name)
-	if v.Spec.Kind() != spec.KindApp {
+	if !v.Spec.Kind.Info().Exclusive {
 		return
 	}
 	delete(x.byDir, v.dir)
@@ -88,18 +88,17 @@ func (x *index) drop(v *entry) {
 	}
 }
 
-// conflict refuses an app volume whose directory belongs to another volume,
-// lies inside one, or contains one: a container writing one volume must
-// never be able to redirect another through a symlink. Trees contain other
-// volumes by design, and an anonymous volume has a directory of its own.
+// conflict refuses a volume of an exclusive kind whose directory belongs
+// to another such volume, lies inside one, or contains one (see
+// spec.KindInfo.Exclusive). Volumes of other kinds share their directories
+// and may contain the others.
 func (x *index) conflict(name string, s spec.Spec) error {
-	if s.Kind() != spec.KindApp {
+	if !s.Kind.Info().Exclusive {
 		return nil
 	}
 	dir := s.Dir()
 	if other := x.byDir[dir]; other != nil {
-		return fmt.Errorf("directory app_data/%s%s already belongs to volume %q; use that name, or remove it first",
-			s.App, s.Path, other.Name)
+		return fmt.Errorf("directory %s already belongs to volume %q; use that name, or remove it first", dir, other.Name)
 	}
 	for _, p := range parents(dir) {
 		if other := x.byDir[p]; other != nil {
@@ -120,12 +119,13 @@ func (x *index) conflict(name string, s spec.Spec) error {
 	return nil
 }
 
-// parents lists the proper parents of an app volume's directory below
-// app_data/<app>: for app_data/a/x/y, app_data/a/x.
+// parents lists the proper parents of an exclusive volume's directory
+// below its first two components: for app_data/a/x/y, app_data/a/x.
 func parents(dir string) []string {
 	var ps []string
-	// Skip "app_data/<app>": it is never a volume's directory.
-	start := len("app_data/")
+	// Skip the first two components (app_data/<app>; anonymous/<name>):
+	// they are never an exclusive volume's directory below another's.
+	start := strings.IndexByte(dir, '/') + 1
 	start += strings.IndexByte(dir[start:], '/') + 1
 	for i := start; i < len(dir); i++ {
 		if dir[i] == '/' {

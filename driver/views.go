@@ -11,14 +11,11 @@ import (
 )
 
 // viewKind is how a volume is mounted: through a view, or (zero Kind) as
-// its directory. A shared directory is always handed out through a view
-// when views can be made, and so is a tree, even a plain rw one: every view is nosuid, and an
-// app with an id-mapped view can set a set-uid bit that lands on disk (the
-// file then belongs to the directory's owner); no container may run such a
-// file from a volume of this plugin.
+// its directory. Kinds that are always viewed (spec.KindInfo.AlwaysView)
+// get a nosuid view whenever views can be made, even a plain rw one.
 func (d *Driver) viewKind(s spec.Spec) view.Attrs {
 	k := askedView(s)
-	if (s.Kind() == spec.KindShared || s.Kind() == spec.KindTree) && d.views != nil && d.views.Available() == nil {
+	if s.Kind.Info().AlwaysView && d.views != nil && d.views.Available() == nil {
 		k.NoSuid = true
 	}
 	return k
@@ -38,10 +35,10 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 		return nil
 	}
 	if d.views == nil {
-		return fmt.Errorf("volume options %s need a view, and this daemon makes none (no views directory)", viewOptions(s))
+		return fmt.Errorf("volume options %s need a view, and this daemon makes none (no views directory)", s.ViewOptions())
 	}
 	if err := d.views.Available(); err != nil {
-		return fmt.Errorf("volume options %s need a view, and views are unavailable here: %w", viewOptions(s), err)
+		return fmt.Errorf("volume options %s need a view, and views are unavailable here: %w", s.ViewOptions(), err)
 	}
 	fd, err := d.tree.OpenDir(dir)
 	if err != nil {
@@ -56,7 +53,7 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 		if re, ok := err.(*view.RootOwnedError); ok {
 			re.Dir = d.tree.Path(dir)
 		}
-		return fmt.Errorf("volume options %s: %w", viewOptions(s), err)
+		return fmt.Errorf("volume options %s: %w", s.ViewOptions(), err)
 	}
 	return nil
 }
@@ -69,7 +66,7 @@ func (d *Driver) mountView(v *entry, id string) (string, error) {
 		return "", nil
 	}
 	if d.views == nil {
-		return "", fmt.Errorf("volume %q needs a view (%s), and this daemon makes none", v.Name, viewOptions(v.Spec))
+		return "", fmt.Errorf("volume %q needs a view (%s), and this daemon makes none", v.Name, v.Spec.ViewOptions())
 	}
 	fd, err := d.tree.OpenDir(v.dir)
 	if err != nil {
@@ -118,20 +115,6 @@ func (d *Driver) dropViews() error {
 }
 
 func closeFd(fd int) { _ = unix.Close(fd) }
-
-func viewOptions(s spec.Spec) string {
-	o := ""
-	if s.ReadOnly {
-		o = "access=ro"
-	}
-	if s.IDMap {
-		if o != "" {
-			o += " "
-		}
-		o += fmt.Sprintf("uid=%d gid=%d on a shared or tree volume", s.UID, s.GID)
-	}
-	return o
-}
 
 // sharedOwner gives a shared directory the plugin has just made the
 // configured owner, so that id-mapped views of it can be made.

@@ -16,7 +16,7 @@ func options(s Spec) map[string]string {
 	if s.App != "" {
 		o[KeyApp] = s.App
 	}
-	switch s.Kind() {
+	switch s.Kind {
 	case KindShared:
 		o[KeyShared] = s.Shared
 		return o
@@ -41,15 +41,15 @@ func checkSpec(t *testing.T, s Spec) {
 	if !s.Enforce && (s.UID != 0 || s.GID != 0 || s.Mode != DefaultMode) {
 		t.Fatalf("owner given but not enforced: %+v", s)
 	}
-	switch s.Kind() {
+	switch s.Kind {
 	case KindShared, KindTree:
-		if s.Path != "" || s.Enforce || s.OnRemove != Keep || s.Shared != "" && s.Tree != "" || s.Anonymous {
+		if s.Path != "" || s.Enforce || s.OnRemove != Keep || s.Shared != "" && s.Tree != "" || s.Kind == KindAnonymous {
 			t.Fatalf("shared or tree spec with app-volume fields: %+v", s)
 		}
-		if s.Kind() == KindShared && (!strings.HasPrefix(s.Dir(), "shared/") || strings.Count(s.Dir(), "/") != 1) {
+		if s.Kind == KindShared && (!strings.HasPrefix(s.Dir(), "shared/") || strings.Count(s.Dir(), "/") != 1) {
 			t.Fatalf("shared dir %q", s.Dir())
 		}
-		if s.Kind() == KindTree && !slices.Contains(trees, s.Dir()) {
+		if s.Kind == KindTree && !slices.Contains(trees, s.Dir()) {
 			t.Fatalf("tree dir %q", s.Dir())
 		}
 	case KindAnonymous:

@@ -73,16 +73,16 @@ const appAllowed = "1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit"
 // Spec is one volume's meaning: which directory, and how it is owned and
 // removed.
 type Spec struct {
-	App       string // "" for an anonymous volume, and for a shared or tree volume created without app
-	Path      string // folded, one leading "/"; "/<name>" for an anonymous volume; "" for shared and tree
-	UID       uint32
-	GID       uint32
-	Mode      uint32 // permission bits, at most 07777
-	Shared    string // shared directory name, "" when none
-	Tree      string // TreeAppData, TreeServiceData, TreeShared, or "" when none
-	Anonymous bool   // named by Docker, lives at anonymous/<name>
-	Enforce   bool   // UID, GID and Mode are set at Create and at every Mount
-	OnRemove  string // Keep or Delete
+	Kind     Kind   // which part of the tree; kinds says what each is
+	App      string // "" for an anonymous volume, and for a shared or tree volume created without app
+	Path     string // folded, one leading "/"; "/<name>" for an anonymous volume; "" for shared and tree
+	UID      uint32
+	GID      uint32
+	Mode     uint32 // permission bits, at most 07777
+	Shared   string // shared directory name, "" when none
+	Tree     string // TreeAppData, TreeServiceData, TreeShared, or "" when none
+	Enforce  bool   // UID, GID and Mode are set at Create and at every Mount
+	OnRemove string // Keep or Delete
 	// IDMap: uid/gid on a shared or tree volume. The container gets an
 	// id-mapped view that shows the directory's on-disk owner as UID:GID;
 	// the directory is never chowned.
@@ -100,42 +100,8 @@ func (s Spec) Access() string {
 	return AccessRW
 }
 
-// Kind is what part of the Portal tree a volume is.
-type Kind int
-
-// The kinds of volume.
-const (
-	KindApp       Kind = iota // app_data/<app>/<path>: one name, no nesting
-	KindShared                // shared/<name>: many names
-	KindTree                  // a whole tree: many names, contains other volumes
-	KindAnonymous             // anonymous/<name>: Docker's, one per name
-)
-
-// Kind tells which kind of volume s is.
-func (s Spec) Kind() Kind {
-	switch {
-	case s.Shared != "":
-		return KindShared
-	case s.Tree != "":
-		return KindTree
-	case s.Anonymous:
-		return KindAnonymous
-	}
-	return KindApp
-}
-
 // Dir is the volume's directory relative to the plugin's root.
-func (s Spec) Dir() string {
-	switch s.Kind() {
-	case KindShared:
-		return "shared/" + s.Shared
-	case KindTree:
-		return s.Tree
-	case KindAnonymous:
-		return "anonymous" + s.Path
-	}
-	return "app_data/" + s.App + s.Path
-}
+func (s Spec) Dir() string { return kinds[s.Kind].dir(s) }
 
 // ModeString is the mode as four octal digits, as Status shows it.
 func (s Spec) ModeString() string { return fmt.Sprintf("%04o", s.Mode) }
@@ -191,7 +157,7 @@ func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
 	if err != nil {
 		return Spec{}, err
 	}
-	s := Spec{Mode: DefaultMode, OnRemove: Keep}
+	s := Spec{Kind: KindApp, Mode: DefaultMode, OnRemove: Keep}
 	if v, ok := o[KeyApp]; ok {
 		if !appPattern.MatchString(v) {
 			return Spec{}, &OptionError{KeyApp, v, "want " + appAllowed}
@@ -211,20 +177,39 @@ func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
 		s.ReadOnly = v == AccessRO
 	}
 	_, hasShared := o[KeyShared]
-	if v, ok := o[KeyTree]; ok {
-		if hasShared {
-			return Spec{}, &OptionError{KeyShared, o[KeyShared], "not allowed with tree: a tree volume is the whole tree"}
+	_, hasTree := o[KeyTree]
+	switch {
+	case hasTree && hasShared:
+		return Spec{}, &OptionError{KeyShared, o[KeyShared], "not allowed with tree: a tree volume is the whole tree"}
+	case hasTree:
+		s.Kind = KindTree
+	case hasShared:
+		s.Kind = KindShared
+	case s.App == "" && anonymousPattern.MatchString(name):
+		s.Kind = KindAnonymous
+	}
+	k := s.Kind.Info()
+	if k.place != nil {
+		if s, err = k.place(p, s, name, o[k.key]); err != nil {
+			return Spec{}, err
 		}
-		return parseTree(s, v, o)
 	}
-	if hasShared {
-		return p.parseShared(s, o[KeyShared], o)
-	}
-	if s.App == "" && anonymousPattern.MatchString(name) {
-		return p.parseAnonymous(s, name, o)
+	for _, key := range knownKeys {
+		if v, ok := o[key]; ok && !k.Takes(key) {
+			return Spec{}, &OptionError{key, v, k.refused}
+		}
 	}
 	if s, err = parseOwner(s, o); err != nil {
 		return Spec{}, err
+	}
+	if k.IDMapped {
+		s.IDMap, s.Enforce = s.Enforce, false
+	}
+	if s.OnRemove == Delete && !k.Deletable {
+		return Spec{}, &OptionError{KeyOnRemove, Delete, k.neverDeleted}
+	}
+	if s.Kind != KindApp {
+		return s, nil
 	}
 	path, hasPath := o[KeyPath]
 	switch {
@@ -243,65 +228,6 @@ func (p Parser) Parse(name string, opts map[string]string) (Spec, error) {
 			return Spec{}, err
 		}
 	}
-	return s, nil
-}
-
-func (p Parser) parseShared(s Spec, v string, o map[string]string) (Spec, error) {
-	if !slices.Contains(p.SharedNames, v) {
-		return Spec{}, &OptionError{KeyShared, v, "want one of " + strings.Join(p.SharedNames, ", ")}
-	}
-	if err := refuse(o, "not allowed with shared: a shared directory is used as it is", KeyPath, KeyMode); err != nil {
-		return Spec{}, err
-	}
-	s, err := parseViewOwner(s, o)
-	if err != nil {
-		return Spec{}, err
-	}
-	if s.OnRemove == Delete {
-		return Spec{}, &OptionError{KeyOnRemove, Delete, "not allowed with shared: shared directories are never deleted"}
-	}
-	s.Shared = v
-	return s, nil
-}
-
-func parseTree(s Spec, v string, o map[string]string) (Spec, error) {
-	if !slices.Contains(trees, v) {
-		return Spec{}, &OptionError{KeyTree, v, "want one of " + strings.Join(trees, ", ")}
-	}
-	if err := refuse(o, "not allowed with tree: a tree volume is the whole tree, used as it is", KeyPath, KeyMode); err != nil {
-		return Spec{}, err
-	}
-	s, err := parseViewOwner(s, o)
-	if err != nil {
-		return Spec{}, err
-	}
-	if s.OnRemove == Delete {
-		return Spec{}, &OptionError{KeyOnRemove, Delete, "not allowed with tree: trees are never deleted"}
-	}
-	s.Tree = v
-	return s, nil
-}
-
-// parseAnonymous: a volume Docker named for a VOLUME or a -v /path. It
-// behaves as with Docker's local driver; owner options still apply.
-func (p Parser) parseAnonymous(s Spec, name string, o map[string]string) (Spec, error) {
-	policy := p.Anonymous
-	if policy == "" {
-		policy = Delete
-	}
-	if policy == Refuse {
-		return Spec{}, &AnonymousRefusedError{name}
-	}
-	why := "not allowed for an anonymous volume (named by Docker with 64 hex digits): it lives at anonymous/<name>, " +
-		"and the plugin's --anonymous setting says what Remove does"
-	if err := refuse(o, why, KeyPath, KeyOnRemove); err != nil {
-		return Spec{}, err
-	}
-	s, err := parseOwner(s, o)
-	if err != nil {
-		return Spec{}, err
-	}
-	s.Anonymous, s.Path, s.OnRemove = true, "/"+name, policy
 	return s, nil
 }
 
@@ -328,24 +254,6 @@ func parseOwner(s Spec, o map[string]string) (Spec, error) {
 		s.Enforce = true
 	}
 	return s, nil
-}
-
-// parseViewOwner reads uid and gid of a volume whose directory is never
-// chowned (shared, tree): they ask for an id-mapped view instead.
-func parseViewOwner(s Spec, o map[string]string) (Spec, error) {
-	s, err := parseOwner(s, o)
-	s.IDMap, s.Enforce = s.Enforce, false
-	return s, err
-}
-
-// refuse fails on the first of keys (in the order given) that o has.
-func refuse(o map[string]string, why string, keys ...string) error {
-	for _, k := range keys {
-		if v, ok := o[k]; ok {
-			return &OptionError{k, v, why}
-		}
-	}
-	return nil
 }
 
 // splitName reads a name of the form <app>_<dir>: the app is what comes

@@ -354,11 +354,11 @@ func TestParseShared(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "media_vol", opts: map[string]string{"shared": "media"},
-			want: Spec{Shared: "media", Mode: DefaultMode, OnRemove: Keep}},
+			want: Spec{Kind: KindShared, Shared: "media", Mode: DefaultMode, OnRemove: Keep}},
 		{name: "whatever", opts: map[string]string{"shared": "music", "app": "jellyfin"},
-			want: Spec{App: "jellyfin", Shared: "music", Mode: DefaultMode, OnRemove: Keep}},
+			want: Spec{Kind: KindShared, App: "jellyfin", Shared: "music", Mode: DefaultMode, OnRemove: Keep}},
 		{name: "nounderscore", opts: map[string]string{"shared": "documents", "on_remove": "keep"},
-			want: Spec{Shared: "documents", Mode: DefaultMode, OnRemove: Keep}},
+			want: Spec{Kind: KindShared, Shared: "documents", Mode: DefaultMode, OnRemove: Keep}},
 		{name: "x", opts: map[string]string{"shared": "videos"}, errKey: "shared", errVal: "videos"},
 		{name: "x", opts: map[string]string{"shared": "Media"}, errKey: "shared", errVal: "Media"},
 		{name: "x", opts: map[string]string{"shared": ""}, errKey: "shared", errVal: ""},
@@ -367,11 +367,11 @@ func TestParseShared(t *testing.T) {
 		{name: "x", opts: map[string]string{"shared": "media", "app": "a", "path": "/m"}, errKey: "path", errVal: "/m"},
 		// uid/gid on shared: an id-mapped view, never a chown.
 		{name: "x", opts: map[string]string{"shared": "media", "uid": "1000"},
-			want: Spec{Shared: "media", UID: 1000, IDMap: true, Mode: DefaultMode, OnRemove: Keep}},
+			want: Spec{Kind: KindShared, Shared: "media", UID: 1000, IDMap: true, Mode: DefaultMode, OnRemove: Keep}},
 		{name: "x", opts: map[string]string{"shared": "media", "uid": "1000", "gid": "1001", "access": "ro"},
-			want: Spec{Shared: "media", UID: 1000, GID: 1001, IDMap: true, ReadOnly: true, Mode: DefaultMode, OnRemove: Keep}},
+			want: Spec{Kind: KindShared, Shared: "media", UID: 1000, GID: 1001, IDMap: true, ReadOnly: true, Mode: DefaultMode, OnRemove: Keep}},
 		{name: "x", opts: map[string]string{"shared": "media", "access": "rw"},
-			want: Spec{Shared: "media", Mode: DefaultMode, OnRemove: Keep}},
+			want: Spec{Kind: KindShared, Shared: "media", Mode: DefaultMode, OnRemove: Keep}},
 		{name: "x", opts: map[string]string{"shared": "media", "uid": "-1"}, errKey: "uid", errVal: "-1"},
 		{name: "x", opts: map[string]string{"shared": "media", "gid": "x"}, errKey: "gid", errVal: "x"},
 		{name: "x", opts: map[string]string{"shared": "media", "mode": "755"}, errKey: "mode", errVal: "755"},
@@ -627,8 +627,8 @@ func TestDirAndModeString(t *testing.T) {
 	}{
 		{Spec{App: "gitea", Path: "/data", Mode: 0o750}, "app_data/gitea/data", "0750"},
 		{Spec{App: "p", Path: "/usr/src/paperless/data", Mode: 0o755}, "app_data/p/usr/src/paperless/data", "0755"},
-		{Spec{App: "x", Shared: "media", Mode: 0o755}, "shared/media", "0755"},
-		{Spec{Shared: "music"}, "shared/music", "0000"},
+		{Spec{Kind: KindShared, App: "x", Shared: "media", Mode: 0o755}, "shared/media", "0755"},
+		{Spec{Kind: KindShared, Shared: "music"}, "shared/music", "0000"},
 		{Spec{App: "a", Path: "/b", Mode: 0o7777}, "app_data/a/b", "7777"},
 		{Spec{App: "a", Path: "/b", Mode: 0o1777}, "app_data/a/b", "1777"},
 		{Spec{App: "a", Path: "/b", Mode: 0o7}, "app_data/a/b", "0007"},
@@ -685,17 +685,17 @@ func TestParseEnforce(t *testing.T) {
 func TestParseTree(t *testing.T) {
 	for _, tree := range []string{"app_data", "service_data", "shared"} {
 		s, err := parser.Parse("filebrowser-"+tree, map[string]string{"tree": tree, "app": "filebrowser"})
-		want := Spec{App: "filebrowser", Tree: tree, Mode: DefaultMode, OnRemove: Keep}
+		want := Spec{Kind: KindTree, App: "filebrowser", Tree: tree, Mode: DefaultMode, OnRemove: Keep}
 		if err != nil || s != want {
 			t.Fatalf("tree=%s: %+v, %v; want %+v", tree, s, err, want)
 		}
-		if s.Dir() != tree || s.Kind() != KindTree {
-			t.Errorf("tree=%s: Dir %q, Kind %v", tree, s.Dir(), s.Kind())
+		if s.Dir() != tree || s.Kind != KindTree {
+			t.Errorf("tree=%s: Dir %q, Kind %v", tree, s.Dir(), s.Kind)
 		}
 	}
 	// uid/gid on a tree: an id-mapped view, never a chown.
 	s, err := parser.Parse("fm", map[string]string{"tree": "shared", "uid": "1000", "gid": "1000", "access": "ro"})
-	want := Spec{Tree: "shared", UID: 1000, GID: 1000, IDMap: true, ReadOnly: true, Mode: DefaultMode, OnRemove: Keep}
+	want := Spec{Kind: KindTree, Tree: "shared", UID: 1000, GID: 1000, IDMap: true, ReadOnly: true, Mode: DefaultMode, OnRemove: Keep}
 	if err != nil || s != want {
 		t.Errorf("tree with uid/gid: %+v, %v; want %+v", s, err, want)
 	}
@@ -726,18 +726,18 @@ func TestParseTree(t *testing.T) {
 func TestParseAnonymous(t *testing.T) {
 	name := strings.Repeat("5792a48c", 8)
 	s, err := parser.Parse(name, nil)
-	want := Spec{Path: "/" + name, Mode: DefaultMode, Anonymous: true, OnRemove: Delete}
+	want := Spec{Path: "/" + name, Mode: DefaultMode, Kind: KindAnonymous, OnRemove: Delete}
 	if err != nil || s != want {
 		t.Fatalf("%+v, %v; want %+v", s, err, want)
 	}
-	if s.Dir() != "anonymous/"+name || s.Kind() != KindAnonymous {
-		t.Errorf("Dir %q, Kind %v", s.Dir(), s.Kind())
+	if s.Dir() != "anonymous/"+name || s.Kind != KindAnonymous {
+		t.Errorf("Dir %q, Kind %v", s.Dir(), s.Kind)
 	}
 	if s, err := (Parser{Anonymous: Keep}).Parse(name, nil); err != nil || s.OnRemove != Keep {
 		t.Errorf("keep: %+v, %v", s, err)
 	}
 	// Owner options apply, and are enforced.
-	if s, err := parser.Parse(name, map[string]string{"uid": "999"}); err != nil || !s.Enforce || s.UID != 999 || !s.Anonymous {
+	if s, err := parser.Parse(name, map[string]string{"uid": "999"}); err != nil || !s.Enforce || s.UID != 999 || s.Kind != KindAnonymous {
 		t.Errorf("uid: %+v, %v", s, err)
 	}
 	_, err = (Parser{Anonymous: Refuse}).Parse(name, nil)
@@ -762,7 +762,7 @@ func TestParseAnonymous(t *testing.T) {
 			t.Errorf("%q parsed without options", n)
 		}
 	}
-	if s, err := parser.Parse(name, map[string]string{"app": "pg"}); err != nil || s.Anonymous || s.Dir() != "app_data/pg/"+name {
+	if s, err := parser.Parse(name, map[string]string{"app": "pg"}); err != nil || s.Kind == KindAnonymous || s.Dir() != "app_data/pg/"+name {
 		t.Errorf("with app: %+v, %v", s, err)
 	}
 }

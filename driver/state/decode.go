@@ -9,7 +9,7 @@ import (
 
 // decodeRecord decodes a record file. Records are read at every start, and
 // with 100,000 volumes encoding/json's reflection was a third of the
-// start-up, so the exact form json.Marshal gives a Volume (every record this
+// start-up, so the exact form json.Marshal gives a record (every record this
 // package writes) is read directly; anything else (another key order, an
 // escape, a non-ASCII byte, a field more or less) goes to json.Unmarshal.
 // The result is always what json.Unmarshal gives: TestDecodeRecord and
@@ -23,8 +23,17 @@ func decodeRecord(data []byte, v *Volume) error {
 }
 
 // fastRecord decodes data when it has exactly the form json.Marshal gives
-// a Volume, now or in format 0, and reports whether it did.
+// a record, now or in format 0, and reports whether it did.
 func fastRecord(data []byte, v *Volume) bool {
+	var r record
+	if !fastRecordInto(data, &r) {
+		return false
+	}
+	*v = r.volume()
+	return true
+}
+
+func fastRecordInto(data []byte, v *record) bool {
 	d := recordDecoder{b: data}
 	s := &v.Spec
 	if !(d.lit(`{"name":`) && d.str(&v.Name) &&
@@ -133,7 +142,7 @@ func (d *recordDecoder) uint32(dst *uint32) bool {
 }
 
 // time reads CreatedAt with the method json.Unmarshal calls for it.
-func (d *recordDecoder) time(v *Volume) bool {
+func (d *recordDecoder) time(v *record) bool {
 	start := d.b
 	s, ok := d.quoted()
 	if !ok {

@@ -15,11 +15,11 @@ func recordSamples() []Volume {
 	return []Volume{
 		{Name: "gitea_data", Spec: spec.Spec{App: "gitea", Path: "/data", UID: 1000, GID: 1000, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at},
 		{Name: "x", Spec: spec.Spec{App: "a-b_c", Path: "/usr/src/paperless/data", Mode: 0o7777, OnRemove: spec.Delete}, CreatedAt: at},
-		{Name: "m", Spec: spec.Spec{Shared: "media", OnRemove: spec.Keep, Mode: 0o755}, CreatedAt: at},
+		{Name: "m", Spec: spec.Spec{Kind: spec.KindShared, Shared: "media", OnRemove: spec.Keep, Mode: 0o755}, CreatedAt: at},
 		{Name: "n", Spec: spec.Spec{App: "app", UID: 4294967294, GID: 4294967294, Path: "/d", Enforce: true, OnRemove: spec.Keep}, CreatedAt: at.Add(time.Nanosecond), Format: RecordFormat},
-		{Name: "fm", Spec: spec.Spec{Tree: spec.TreeServiceData, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at, Format: RecordFormat},
-		{Name: "a", Spec: spec.Spec{Path: "/a", Anonymous: true, Mode: 0o755, OnRemove: spec.Delete}, CreatedAt: at, Format: RecordFormat},
-		{Name: "v", Spec: spec.Spec{Shared: "media", UID: 1000, GID: 1001, IDMap: true, ReadOnly: true, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at, Format: RecordFormat},
+		{Name: "fm", Spec: spec.Spec{Kind: spec.KindTree, Tree: spec.TreeServiceData, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at, Format: RecordFormat},
+		{Name: "a", Spec: spec.Spec{Path: "/a", Kind: spec.KindAnonymous, Mode: 0o755, OnRemove: spec.Delete}, CreatedAt: at, Format: RecordFormat},
+		{Name: "v", Spec: spec.Spec{Kind: spec.KindShared, Shared: "media", UID: 1000, GID: 1001, IDMap: true, ReadOnly: true, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at, Format: RecordFormat},
 		// Escapes and non-ASCII take encoding/json's way.
 		{Name: `q"uote\`, Spec: spec.Spec{App: "app", Path: "/Calibre Library/<é>", OnRemove: spec.Keep}, CreatedAt: at},
 	}

@@ -29,8 +29,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
-
-	"github.com/portal/portal-volume/driver/spec"
 )
 
 const (
@@ -39,28 +37,6 @@ const (
 	tmpPrefix  = ".tmp-"
 	lockFile   = "lock"
 )
-
-// Volume is one durable volume record.
-type Volume struct {
-	Name      string    `json:"name"`
-	Spec      spec.Spec `json:"spec"`
-	CreatedAt time.Time `json:"created_at"`
-	// Format is the record format: RecordFormat in every record Put
-	// writes, 0 in those of the first release (no key), which load
-	// upgrades to the meaning they had.
-	Format uint32 `json:"format"`
-}
-
-// RecordFormat is the format of the records this release writes. Format
-// 0 had app and shared volumes only, and enforced every app volume's owner.
-const RecordFormat = 1
-
-// upgrade gives a record of an earlier format the behaviour it had.
-func (v *Volume) upgrade() {
-	if v.Format == 0 && v.Spec.Kind() == spec.KindApp {
-		v.Spec.Enforce = true
-	}
-}
 
 // Records stores one file per volume under <dir>/volumes, and the journal
 // of the changes not yet written there. Its methods may be called

@@ -77,11 +77,11 @@ func TestRecordsRoundTrip(t *testing.T) {
 		vol("paperless", "paperless", "/usr/src/paperless/data"),
 		vol("with/slash and ünïcode", "a", "/x"),
 		vol(strings.Repeat("long", 300), "b", "/y"),
-		{Name: "media", Spec: spec.Spec{Shared: "media", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
+		{Name: "media", Spec: spec.Spec{Kind: spec.KindShared, Shared: "media", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
 		// Not enforced: a record of this release keeps saying so.
 		{Name: "grafana_data", Spec: spec.Spec{App: "grafana", Path: "/data", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
-		{Name: "fm", Spec: spec.Spec{Tree: spec.TreeAppData, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
-		{Name: strings.Repeat("ab", 32), Spec: spec.Spec{Path: "/" + strings.Repeat("ab", 32), Anonymous: true, Mode: 0o755, OnRemove: spec.Delete}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
+		{Name: "fm", Spec: spec.Spec{Kind: spec.KindTree, Tree: spec.TreeAppData, Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
+		{Name: strings.Repeat("ab", 32), Spec: spec.Spec{Path: "/" + strings.Repeat("ab", 32), Kind: spec.KindAnonymous, Mode: 0o755, OnRemove: spec.Delete}, CreatedAt: time.Now().UTC().Truncate(time.Second)},
 	}
 	for _, v := range want {
 		if err := r.Put(v); err != nil {
@@ -519,7 +519,7 @@ func TestFormat0Records(t *testing.T) {
 	sameVolumes(t, got, []Volume{
 		{Name: "gitea_data", Spec: spec.Spec{App: "gitea", Path: "/data", Mode: 0o755, Enforce: true, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:01Z")},
 		{Name: "gitea-repos", Spec: spec.Spec{App: "gitea", Path: "/repos", UID: 1000, GID: 1000, Mode: 0o750, Enforce: true, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:01Z")},
-		{Name: "jellyfin-media", Spec: spec.Spec{App: "jellyfin", Shared: "media", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:02Z")},
+		{Name: "jellyfin-media", Spec: spec.Spec{Kind: spec.KindShared, App: "jellyfin", Shared: "media", Mode: 0o755, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:02Z")},
 		{Name: "tmp_cache", Spec: spec.Spec{App: "tmp", Path: "/cache", Mode: 0o755, Enforce: true, OnRemove: spec.Delete}, CreatedAt: at("2026-12-01T11:01:02Z")},
 		{Name: "mounted_data", Spec: spec.Spec{App: "mounted", Path: "/data", UID: 472, GID: 472, Mode: 0o755, Enforce: true, OnRemove: spec.Keep}, CreatedAt: at("2026-12-01T11:01:02Z")},
 	})
