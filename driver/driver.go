@@ -46,15 +46,25 @@ type Config struct {
 	SharedOwner *tree.Owner
 }
 
-// Driver implements volume.Driver. One lock guards the index, the entries'
-// states and the mount counts, and is never held across disk work: a
-// Create or Remove reserves its name and directory under the lock, makes
-// or deletes on disk and writes its record without it (concurrent record
-// writes share their flushes), then settles under the lock again. So
-// concurrent creates and removes wait for no one's fsync, and Get, List,
-// Path, Mount and Unmount wait for no Create or Remove.
+// Driver implements volume.Driver. One lock guards the index and the
+// entries' states, and is never held across disk work: a Create or Remove
+// reserves its name and directory under the lock, makes or deletes on disk
+// and writes its record without it (concurrent record writes share their
+// flushes), then settles under the lock again. So concurrent creates and
+// removes wait for no one's fsync, and Get, List, Path, Mount and Unmount
+// wait for no Create or Remove.
+//
+// Mount holds the lock, shared, only to find the volume and pin it (a
+// Remove refuses a pinned volume); the directory check, the view and the
+// count are made without it, the view under the volume's own lock in the
+// view manager and the count under the mount log's. So Mounts and
+// Unmounts of different volumes do not wait for each other's syscalls.
 type Driver struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// mounting is held shared by every Mount and Unmount for its whole
+	// call, and alone by a new engine generation: no Mount of the engine
+	// before is still making a view or a count when its views are dropped.
+	mounting sync.RWMutex
 	inflight sync.WaitGroup // Creates and Removes past their reservation
 	tree     *tree.Tree
 	records  *state.Records
@@ -65,6 +75,7 @@ type Driver struct {
 	listed   atomic.Pointer[listAnswer] // List's last answer
 	views    *view.Manager              // nil when no views are made
 	shared   *tree.Owner                // the owner of shared directories it makes, nil: root
+	noViews  sync.Once                  // the warning that volumes are mounted by path
 	index
 }
 
@@ -307,6 +318,9 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 		if n := d.liveViews(name); n > 0 {
 			return v, fmt.Errorf("volume %q is in use (%d views mounted); stop the containers that use it first", name, n)
 		}
+		if atomic.LoadInt32(&v.pins) > 0 {
+			return v, fmt.Errorf("volume %q is in use (being mounted); stop the containers that use it first", name)
+		}
 		v.state, v.settled = removing, make(chan struct{})
 		d.inflight.Add(1)
 		return v, nil
@@ -315,17 +329,16 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 
 // Mount makes the directory again if it vanished, applies an enforced owner
 // and mode again (Docker may have copied an image's directory and its owner
-// into the empty volume), and counts the mount.
+// into the empty volume), counts the mount, and returns the volume's view
+// (see mountView).
 func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	v, err := d.lookup(r.Name)
-	if err == nil && v.state == removing {
-		err = fmt.Errorf("volume %q is being removed", r.Name)
-	}
+	d.mounting.RLock()
+	defer d.mounting.RUnlock()
+	v, err := d.pin(r.Name)
 	if err != nil {
 		return nil, err
 	}
+	defer atomic.AddInt32(&v.pins, -1)
 	if _, err := d.makeDir(v.dir, v.Spec); err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Warn("mount refused")
 		return nil, err
@@ -340,20 +353,33 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed")
 		return nil, err
 	}
-	if mp == "" {
-		mp = v.mountpoint
-	}
 	if d.debug() {
 		d.callLog(r.Name, r.ID).WithFields(logrus.Fields{"mounts": d.mounts.Count(r.Name), "mountpoint": mp}).Debug("mounted")
 	}
 	return &volume.MountResponse{Mountpoint: mp}, nil
 }
 
+// pin finds the volume name for a Mount and pins it: until the Mount
+// unpins it (counted by then, or failed), a Remove refuses it.
+func (d *Driver) pin(name string) (*entry, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	v, err := d.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if v.state == removing {
+		return nil, fmt.Errorf("volume %q is being removed", name)
+	}
+	atomic.AddInt32(&v.pins, 1)
+	return v, nil
+}
+
 // Unmount uncounts one mount. An unknown volume or ID is logged, not
 // refused: Docker must always be able to let go of a volume.
 func (d *Driver) Unmount(r *volume.UnmountRequest) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.mounting.RLock()
+	defer d.mounting.RUnlock()
 	if err := d.unmountView(r.Name, r.ID); err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Error("unmount failed: view stays")
 		return err

@@ -219,13 +219,14 @@ func OwnerOf(fd int) (tree.Owner, error) {
 }
 
 // Mount counts a mount of volume by id and returns the path of the
-// volume's view; the first mount makes the view, of the directory open at
-// dirfd with attributes a. Later mounts use neither.
-func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (string, error) {
+// volume's view. The first mount makes the view, with attributes a, of the
+// directory that open opens (the caller's descriptor, which Mount closes);
+// later mounts call neither.
+func (m *Manager) Mount(volume, id string, open func() (int, error), a Attrs) (string, error) {
 	v := m.viewOf(volume)
 	defer v.mu.Unlock()
 	if v.path == "" {
-		path, mp, err := m.make(volume, dirfd, a)
+		path, mp, err := m.make(volume, open, a)
 		if err != nil {
 			m.dropIfUnused(volume, v)
 			return "", err
@@ -270,7 +271,12 @@ func (m *Manager) dropIfUnused(volume string, v *view) {
 
 // make makes and attaches the view of volume, and returns its path and id
 // map.
-func (m *Manager) make(volume string, dirfd int, a Attrs) (string, *Map, error) {
+func (m *Manager) make(volume string, open func() (int, error), a Attrs) (string, *Map, error) {
+	dirfd, err := open()
+	if err != nil {
+		return "", nil, err
+	}
+	defer unix.Close(dirfd)
 	owner, err := OwnerOf(dirfd)
 	if err != nil {
 		return "", nil, err

@@ -77,6 +77,9 @@ func fixture(t *testing.T) (m *Manager, dir string, fd int) {
 	return m, dir, fd
 }
 
+// dup opens the directory open at fd again, as Mount's open does.
+func dup(fd int) func() (int, error) { return func() (int, error) { return unix.Dup(fd) } }
+
 // as runs a shell command as uid:gid and returns its output.
 func as(t *testing.T, uid, gid uint32, script string) (string, error) {
 	t.Helper()
@@ -130,7 +133,7 @@ func TestIDMaps(t *testing.T) {
 // another uid is not mapped and cannot write.
 func TestIDMappedView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
+	path, err := m.Mount("vol", "id1", dup(fd), Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +163,7 @@ func TestIDMappedView(t *testing.T) {
 func TestReadOnlyView(t *testing.T) {
 	m, dir, fd := fixture(t)
 	testutil.Write(t, filepath.Join(dir, "f"), "data\n")
-	path, err := m.Mount("vol", "id1", fd, Attrs{ReadOnly: true})
+	path, err := m.Mount("vol", "id1", dup(fd), Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +183,7 @@ func TestReadOnlyView(t *testing.T) {
 // leaves on disk, and that nothing runs set-uid through the view.
 func TestSetuidThroughView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
+	path, err := m.Mount("vol", "id1", dup(fd), Attrs{IDMap: true, UID: 1000, GID: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +199,13 @@ func TestSetuidThroughView(t *testing.T) {
 func TestMultiplicity(t *testing.T) {
 	m, _, fd := fixture(t)
 	a := Attrs{ReadOnly: true}
-	p1, err := m.Mount("vol", "a", fd, a)
+	p1, err := m.Mount("vol", "a", dup(fd), a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, _ := m.Mount("vol", "a", fd, a)
-	p3, _ := m.Mount("vol", "b", fd, a)
-	other, _ := m.Mount("other", "a", fd, a)
+	p2, _ := m.Mount("vol", "a", dup(fd), a)
+	p3, _ := m.Mount("vol", "b", dup(fd), a)
+	other, _ := m.Mount("other", "a", dup(fd), a)
 	if p1 != p2 || p1 != p3 || p1 == other {
 		t.Fatalf("paths %s %s %s %s: want one per volume", p1, p2, p3, other)
 	}
@@ -257,10 +260,10 @@ func TestReconcile(t *testing.T) {
 	}
 	fd, _ := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	defer unix.Close(fd)
-	if _, err := m.Mount("a", "1", fd, Attrs{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("a", "1", dup(fd), Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	stacked, err := m.Mount("b", "1", fd, Attrs{ReadOnly: true})
+	stacked, err := m.Mount("b", "1", dup(fd), Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +302,7 @@ func TestReconcile(t *testing.T) {
 // TestDropAll: every view goes, and the counts with them.
 func TestDropAll(t *testing.T) {
 	m, _, fd := fixture(t)
-	if _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("vol", "a", dup(fd), Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.DropAll(); err != nil {
@@ -327,7 +330,7 @@ func TestRootOwnedRefused(t *testing.T) {
 		if err := m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
 			t.Errorf("Check of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
-		if _, err := m.Mount("vol", "a", fd, Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
+		if _, err := m.Mount("vol", "a", dup(fd), Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
 			t.Errorf("Mount of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
 	}
