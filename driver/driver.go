@@ -105,6 +105,8 @@ func New(c Config) (*Driver, error) {
 		t.Close()
 		return nil, err
 	}
+	parser := spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous}
+	vols = checked(parser, vols, records, c.Log)
 	mounts, err := state.OpenMounts(c.StateDir, c.BootID, c.Log)
 	if err != nil {
 		t.Close()
@@ -122,7 +124,7 @@ func New(c Config) (*Driver, error) {
 	}
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
-		parser: spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous},
+		parser: parser,
 		proc:   c.Proc,
 		log:    c.Log,
 		views:  views,
@@ -136,6 +138,21 @@ func New(c Config) (*Driver, error) {
 	}
 	c.Log.WithFields(logrus.Fields{"root": t.Root(), "state": c.StateDir, "volumes": len(vols)}).Info("state loaded")
 	return d, nil
+}
+
+// checked is vols without the volumes whose records say what no Create
+// makes (a path with "..", a tree that is no tree): the state directory is
+// trusted no further than a client. Those are set aside and logged.
+func checked(p spec.Parser, vols []state.Volume, records *state.Records, log logrus.FieldLogger) []state.Volume {
+	kept := vols[:0]
+	for _, v := range vols {
+		if err := p.Check(v.Name, v.Spec); err != nil {
+			_ = records.SetAside(v, err, log)
+			continue
+		}
+		kept = append(kept, v)
+	}
+	return kept
 }
 
 // Close waits for calls in flight and releases the state.
