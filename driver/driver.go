@@ -303,6 +303,7 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 		return err
 	}
 	d.settle(v, false)
+	d.forgetView(r.Name)
 	if deleted {
 		log.Info("volume removed and its directory deleted")
 	} else {
@@ -356,11 +357,13 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		return nil, err
 	}
 	defer atomic.AddInt32(&v.pins, -1)
-	if _, err := d.makeDir(v.dir, v.Spec); err != nil {
+	fd, _, err := d.makeOpenDir(v.dir, v.Spec)
+	if err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Warn("mount refused")
 		return nil, err
 	}
-	mp, err := d.mountView(v, r.ID)
+	mp, err := d.mountView(v, r.ID, fd)
+	closeFd(fd)
 	if err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed: no view")
 		return nil, err
@@ -512,14 +515,27 @@ func noSuchVolume(name string) error { return fmt.Errorf("no such volume: %q", n
 // owner and mode are set; every other directory is made root-owned 0755
 // when missing and otherwise used as it is.
 func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
-	if !s.Enforce {
-		made, err := d.tree.MakeDir(dir, nil)
-		if err == nil && s.Kind == spec.KindShared {
-			err = d.sharedOwner(dir, made)
-		}
-		return made, err
+	fd, made, err := d.makeOpenDir(dir, s)
+	if err == nil {
+		closeFd(fd)
 	}
-	return d.tree.MakeDir(dir, &tree.Perm{Owner: tree.Owner{UID: s.UID, GID: s.GID}, Mode: s.Mode})
+	return made, err
+}
+
+// makeOpenDir is makeDir, and returns a descriptor of the directory
+// (when err is nil), which the caller closes.
+func (d *Driver) makeOpenDir(dir string, s spec.Spec) (fd int, made string, err error) {
+	var perm *tree.Perm
+	if s.Enforce {
+		perm = &tree.Perm{Owner: tree.Owner{UID: s.UID, GID: s.GID}, Mode: s.Mode}
+	}
+	fd, made, err = d.tree.MakeOpenDir(dir, perm)
+	if err == nil && !s.Enforce && s.Kind == spec.KindShared {
+		if err = d.sharedOwner(dir, made); err != nil {
+			closeFd(fd)
+		}
+	}
+	return fd, made, err
 }
 
 // unmake deletes what a failed Create made, dir and its parents up to made:

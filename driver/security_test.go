@@ -191,8 +191,14 @@ func TestViewsByKind(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if isMount(t, mp) {
+			t.Errorf("%s: the view stays mounted after the last Unmount", c.name)
+		}
+		if err := d.Remove(&volume.RemoveRequest{Name: c.name}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := os.Lstat(mp); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s: the view stays after the last Unmount: %v", c.name, err)
+			t.Errorf("%s: the view's directory stays after Remove: %v", c.name, err)
 		}
 	}
 }

@@ -64,13 +64,13 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 
 // mountView mounts the volume by id through its view and returns the
 // view's path: a mount of the directory the plugin resolved through
-// descriptors, in the views directory where no container writes, so that
+// descriptors (open at dirfd), in the views directory where no container writes, so that
 // nothing a container does in the tree (a path component swapped for a
 // symlink) can redirect what the engine then binds into a container or
 // copies an image's content into. The volume's first mount makes the view;
 // the others share it. Where no views can be made, volumes whose options
 // need none are mounted by their path, and a warning says so once.
-func (d *Driver) mountView(v *entry, id string) (string, error) {
+func (d *Driver) mountView(v *entry, id string, dirfd int) (string, error) {
 	var why error
 	switch {
 	case d.views == nil:
@@ -88,7 +88,7 @@ func (d *Driver) mountView(v *entry, id string) (string, error) {
 		})
 		return v.mountpoint, nil
 	}
-	path, err := d.views.Mount(v.Name, id, func() (int, error) { return d.tree.OpenDir(v.dir) }, viewAttrs(v.Spec))
+	path, err := d.views.Mount(v.Name, id, dirfd, viewAttrs(v.Spec))
 	if re, ok := err.(*view.RootOwnedError); ok {
 		re.Dir = v.mountpoint
 	}
@@ -103,6 +103,17 @@ func (d *Driver) unmountView(name, id string) error {
 	}
 	_, err := d.views.Unmount(name, id)
 	return err
+}
+
+// forgetView removes the directory a removed volume's views were mounted
+// on; what cannot be removed is logged, and goes at the next start.
+func (d *Driver) forgetView(name string) {
+	if d.views == nil {
+		return
+	}
+	if err := d.views.Forget(name); err != nil {
+		d.log.WithError(err).WithField("volume", name).Warn("could not remove the directory of a removed volume's view")
+	}
 }
 
 // liveViews is how many views of the volume are mounted.

@@ -92,11 +92,11 @@ func TestReadOnlyVolume(t *testing.T) {
 			t.Fatalf("after unmount %d: view mounted = %v", i+1, !(i == 0))
 		}
 	}
-	if _, err := os.Lstat(mp); !os.IsNotExist(err) {
-		t.Errorf("view directory left: %v", err)
-	}
 	if err := d.Remove(&volume.RemoveRequest{Name: "app_data"}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Lstat(mp); !os.IsNotExist(err) {
+		t.Errorf("view directory left after Remove: %v", err)
 	}
 }
 

@@ -68,21 +68,35 @@ type Perm struct {
 // whether it was made or adopted; when perm is nil an existing last
 // component is left as it is.
 func (t *Tree) MakeDir(rel string, perm *Perm) (made string, err error) {
+	fd, made, err := t.MakeOpenDir(rel, perm)
+	if err == nil {
+		closeFd(fd)
+	}
+	return made, err
+}
+
+// MakeOpenDir is MakeDir, and returns a descriptor of rel (when err is
+// nil), which the caller closes: the directory MakeDir checked, for a
+// mount of it.
+func (t *Tree) MakeOpenDir(rel string, perm *Perm) (fd int, made string, err error) {
 	comps, err := split(rel)
 	if err != nil {
-		return "", err
+		return -1, "", err
 	}
 	if fd, ok := t.openExisting(rel); ok {
 		// What Mount nearly always finds: rel exists, no symlink on the way.
-		defer closeFd(fd)
-		return "", t.setPerm(fd, rel, perm)
+		if err := t.setPerm(fd, rel, perm); err != nil {
+			closeFd(fd)
+			return -1, "", err
+		}
+		return fd, "", nil
 	}
 	parent, first, err := t.walk(comps[:len(comps)-1], true)
 	if first >= 0 {
 		made = strings.Join(comps[:first+1], "/")
 	}
 	if err != nil {
-		return made, err
+		return -1, made, err
 	}
 	defer closeFd(parent)
 	last := comps[len(comps)-1]
@@ -91,10 +105,13 @@ func (t *Tree) MakeDir(rel string, perm *Perm) (made string, err error) {
 		made = rel
 	}
 	if err != nil {
-		return made, err
+		return -1, made, err
 	}
-	defer closeFd(fd)
-	return made, t.setPerm(fd, rel, perm)
+	if err := t.setPerm(fd, rel, perm); err != nil {
+		closeFd(fd)
+		return -1, made, err
+	}
+	return fd, made, nil
 }
 
 // split is rel's components. A path here names a directory below the root

@@ -220,13 +220,12 @@ func OwnerOf(fd int) (tree.Owner, error) {
 
 // Mount counts a mount of volume by id and returns the path of the
 // volume's view. The first mount makes the view, with attributes a, of the
-// directory that open opens (the caller's descriptor, which Mount closes);
-// later mounts call neither.
-func (m *Manager) Mount(volume, id string, open func() (int, error), a Attrs) (string, error) {
+// directory open at dirfd; later mounts use neither.
+func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (string, error) {
 	v := m.viewOf(volume)
 	defer v.mu.Unlock()
 	if v.path == "" {
-		path, mp, err := m.make(volume, open, a)
+		path, mp, err := m.make(volume, dirfd, a)
 		if err != nil {
 			m.dropIfUnused(volume, v)
 			return "", err
@@ -271,33 +270,33 @@ func (m *Manager) dropIfUnused(volume string, v *view) {
 
 // make makes and attaches the view of volume, and returns its path and id
 // map.
-func (m *Manager) make(volume string, open func() (int, error), a Attrs) (string, *Map, error) {
-	dirfd, err := open()
-	if err != nil {
-		return "", nil, err
-	}
-	defer unix.Close(dirfd)
-	owner, err := OwnerOf(dirfd)
-	if err != nil {
-		return "", nil, err
-	}
-	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
-		// Create refused this; the owner changed since.
-		return "", nil, &RootOwnedError{Owner: owner}
+func (m *Manager) make(volume string, dirfd int, a Attrs) (string, *Map, error) {
+	var owner tree.Owner
+	if a.IDMap {
+		var err error
+		if owner, err = OwnerOf(dirfd); err != nil {
+			return "", nil, err
+		}
+		if owner.UID == 0 || owner.GID == 0 {
+			// Create refused this; the owner changed since.
+			return "", nil, &RootOwnedError{Owner: owner}
+		}
 	}
 	fd, mp, err := m.clone(dirfd, a, owner)
 	if err != nil {
 		return "", nil, err
 	}
 	defer unix.Close(fd)
-	path := filepath.Join(m.dir, name(volume))
-	if err := unix.Mkdir(path, 0o700); err != nil && err != unix.EEXIST {
-		m.release(mp)
-		return "", nil, fmt.Errorf("view %s: %w", path, err)
+	path := m.dir + "/" + name(volume)
+	// The directory is most often there from the volume's last view.
+	err = unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	if err == unix.ENOENT {
+		if err = unix.Mkdir(path, 0o700); err == nil || err == unix.EEXIST {
+			err = unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		}
 	}
-	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+	if err != nil {
 		m.release(mp)
-		_ = unix.Rmdir(path)
 		return "", nil, fmt.Errorf("view %s: move_mount: %w", path, err)
 	}
 	return path, mp, nil
@@ -318,7 +317,12 @@ func (m *Manager) Unmount(volume, id string) (bool, error) {
 		return false, nil
 	}
 	if v.n == 1 {
-		if err := remove(v.path); err != nil {
+		// The directory stays for the volume's next view: a mkdir and an
+		// rmdir in the views directory, with every Mount and Unmount of
+		// other volumes waiting on its lock (and, on a journalling file
+		// system, on its commits), cost more than the mount calls. Forget,
+		// at the volume's Remove, and Reconcile remove it.
+		if err := detach(v.path); err != nil {
 			return true, err
 		}
 		m.release(v.mp)
@@ -330,6 +334,22 @@ func (m *Manager) Unmount(volume, id string) (bool, error) {
 	v.n--
 	m.dropIfUnused(volume, v)
 	return true, nil
+}
+
+// Forget removes the directory of volume's view, when it has no view: for
+// a volume that is removed.
+func (m *Manager) Forget(volume string) error {
+	v := m.viewOf(volume)
+	defer v.mu.Unlock()
+	defer m.dropIfUnused(volume, v)
+	if v.path != "" {
+		return nil
+	}
+	path := filepath.Join(m.dir, name(volume))
+	if err := unix.Rmdir(path); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("view %s: %w", path, err)
+	}
+	return nil
 }
 
 // Live is the number of mounts of volume through its view.
@@ -407,22 +427,27 @@ func (m *Manager) reconcile() error {
 // remove detaches every mount stacked at path and removes the directory.
 // Only directories are ever removed: a stray file is an error.
 func remove(path string) error {
-	for {
-		err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
-		if err == unix.EINVAL { // not a mount point (any more)
-			break
-		}
-		if err != nil && err != unix.ENOENT {
-			return fmt.Errorf("view %s: umount: %w", path, err)
-		}
-		if err == unix.ENOENT {
-			return nil
-		}
+	if err := detach(path); err != nil {
+		return err
 	}
 	if err := unix.Rmdir(path); err != nil && err != unix.ENOENT {
 		return fmt.Errorf("view %s: %w", path, err)
 	}
 	return nil
+}
+
+// detach detaches every mount stacked at path, and leaves the directory.
+func detach(path string) error {
+	for {
+		err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		switch err {
+		case nil:
+		case unix.EINVAL, unix.ENOENT: // not a mount point (any more), or gone
+			return nil
+		default:
+			return fmt.Errorf("view %s: umount: %w", path, err)
+		}
+	}
 }
 
 // clone makes the detached view of the directory open at dirfd, and

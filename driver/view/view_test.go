@@ -77,9 +77,6 @@ func fixture(t *testing.T) (m *Manager, dir string, fd int) {
 	return m, dir, fd
 }
 
-// dup opens the directory open at fd again, as Mount's open does.
-func dup(fd int) func() (int, error) { return func() (int, error) { return unix.Dup(fd) } }
-
 // as runs a shell command as uid:gid and returns its output.
 func as(t *testing.T, uid, gid uint32, script string) (string, error) {
 	t.Helper()
@@ -133,7 +130,7 @@ func TestIDMaps(t *testing.T) {
 // another uid is not mapped and cannot write.
 func TestIDMappedView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", dup(fd), Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
+	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +160,7 @@ func TestIDMappedView(t *testing.T) {
 func TestReadOnlyView(t *testing.T) {
 	m, dir, fd := fixture(t)
 	testutil.Write(t, filepath.Join(dir, "f"), "data\n")
-	path, err := m.Mount("vol", "id1", dup(fd), Attrs{ReadOnly: true})
+	path, err := m.Mount("vol", "id1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +180,7 @@ func TestReadOnlyView(t *testing.T) {
 // leaves on disk, and that nothing runs set-uid through the view.
 func TestSetuidThroughView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", dup(fd), Attrs{IDMap: true, UID: 1000, GID: 1000})
+	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,13 +196,13 @@ func TestSetuidThroughView(t *testing.T) {
 func TestMultiplicity(t *testing.T) {
 	m, _, fd := fixture(t)
 	a := Attrs{ReadOnly: true}
-	p1, err := m.Mount("vol", "a", dup(fd), a)
+	p1, err := m.Mount("vol", "a", fd, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, _ := m.Mount("vol", "a", dup(fd), a)
-	p3, _ := m.Mount("vol", "b", dup(fd), a)
-	other, _ := m.Mount("other", "a", dup(fd), a)
+	p2, _ := m.Mount("vol", "a", fd, a)
+	p3, _ := m.Mount("vol", "b", fd, a)
+	other, _ := m.Mount("other", "a", fd, a)
 	if p1 != p2 || p1 != p3 || p1 == other {
 		t.Fatalf("paths %s %s %s %s: want one per volume", p1, p2, p3, other)
 	}
@@ -226,8 +223,8 @@ func TestMultiplicity(t *testing.T) {
 		if n := m.Live("vol"); n != want {
 			t.Errorf("after unmount %d: Live = %d, want %d", i, n, want)
 		}
-		if _, err := os.Lstat(p1); (err == nil) != (want > 0) {
-			t.Errorf("after unmount %d: the view's directory: %v", i, err)
+		if got := len(mountsBelow(t, m.Dir())); got != 1+min(want, 1) {
+			t.Errorf("after unmount %d: %d views mounted, want %d", i, got, 1+min(want, 1))
 		}
 	}
 	if known, _ := m.Unmount("vol", "a"); known {
@@ -235,6 +232,12 @@ func TestMultiplicity(t *testing.T) {
 	}
 	if _, err := m.Unmount("other", "a"); err != nil {
 		t.Fatal(err)
+	}
+	// The directories stay for the next views, until the volumes go.
+	for _, v := range []string{"vol", "other"} {
+		if err := m.Forget(v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if left := mountsBelow(t, m.Dir()); len(left) > 0 {
 		t.Errorf("left: %v", left)
@@ -260,10 +263,10 @@ func TestReconcile(t *testing.T) {
 	}
 	fd, _ := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	defer unix.Close(fd)
-	if _, err := m.Mount("a", "1", dup(fd), Attrs{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("a", "1", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	stacked, err := m.Mount("b", "1", dup(fd), Attrs{ReadOnly: true})
+	stacked, err := m.Mount("b", "1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +305,7 @@ func TestReconcile(t *testing.T) {
 // TestDropAll: every view goes, and the counts with them.
 func TestDropAll(t *testing.T) {
 	m, _, fd := fixture(t)
-	if _, err := m.Mount("vol", "a", dup(fd), Attrs{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.DropAll(); err != nil {
@@ -330,7 +333,7 @@ func TestRootOwnedRefused(t *testing.T) {
 		if err := m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
 			t.Errorf("Check of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
-		if _, err := m.Mount("vol", "a", dup(fd), Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
+		if _, err := m.Mount("vol", "a", fd, Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
 			t.Errorf("Mount of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
 	}
