@@ -291,3 +291,31 @@ func TestForgedRecords(t *testing.T) {
 		t.Errorf("%d records kept for an operator, want %d", len(kept), len(forged))
 	}
 }
+
+// TestNoViewsMountsByPath: a daemon without a views directory mounts a
+// volume that needs no view by its path, and says once what that leaves
+// open; a volume that needs one is refused.
+func TestNoViewsMountsByPath(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	buf := &testutil.Buffer{}
+	log := logrus.New()
+	log.SetOutput(buf)
+	d, err := New(Config{Root: root, SharedNames: sharedNames, BootID: "boot", Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	create(t, d, "a_data", nil)
+	for i := range 3 {
+		if mp := mountOf(t, d, "a_data", fmt.Sprint(i)); mp != filepath.Join(root, "app_data/a/data") {
+			t.Errorf("Mountpoint %s, want the directory's path", mp)
+		}
+	}
+	if n := strings.Count(buf.String(), "volumes are mounted by their path"); n != 1 {
+		t.Errorf("%d warnings, want one:\n%s", n, buf)
+	}
+	if err := d.Create(&volume.CreateRequest{Name: "ro_data", Options: map[string]string{"access": "ro"}}); err == nil {
+		t.Error("a volume that needs a view was created without views")
+	}
+}

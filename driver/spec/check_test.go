@@ -95,3 +95,17 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck: what checking one record costs at start-up.
+func BenchmarkCheck(b *testing.B) {
+	s, err := checkParser.Parse("app1_data", map[string]string{"uid": "1000", "gid": "1000", "mode": "0750"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := checkParser.Check("app1_data", s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
