@@ -8,8 +8,9 @@
 // shows), given its attributes while still detached (mount_setattr:
 // nosuid and nodev when asked; read-only for access=ro; MOUNT_ATTR_IDMAP
 // with a user namespace for uid/gid), then attached with move_mount at
-// <views dir>/<one name per volume>. Making one is a handful of syscalls. Every view is private, recursively: it leaves the peer group of
-// the mount it was cloned from, so a file system mounted later below the
+// <views dir>/<one name per volume>. Making one is a handful of syscalls.
+// Every view is private, recursively: it leaves the peer group of the
+// mount it was cloned from, so a file system mounted later below the
 // directory on the host never shows in the view, and nothing mounted in
 // the view shows in the tree. The user namespace an id map needs is made
 // at the first view with that map and released with the last one; at most
@@ -17,9 +18,11 @@
 //
 // A volume has one view, shared by all its mounts: they are counted per
 // mount ID with multiplicity, as Docker reuses mount IDs, and the last
-// Unmount detaches and removes the view. A second Mount of a mounted
-// volume makes nothing. Calls on one volume take turns; calls on different
-// volumes do not wait for each other's syscalls.
+// Unmount detaches the view (its directory stays for the next, until
+// Forget). A second Mount of a mounted volume makes nothing. Calls on one
+// volume take turns; calls on different volumes do not wait for each
+// other's syscalls.
+//
 // A container's bind mount of a view is a mount of its own, so detaching a
 // view never takes anything away from a running container. Views are
 // runtime state: at start every leftover in the views directory is
@@ -194,8 +197,8 @@ func (m *Manager) probe(dir string) error {
 	return m.Check(fd, Attrs{ReadOnly: true, IDMap: true, UID: 65534, GID: 65534}, tree.Owner{UID: 65533, GID: 65533})
 }
 
-// Check tells whether a view with attributes a can be made of the directory open
-// at dirfd, whose on-disk owner is owner, by making one, detached, and
+// Check tells whether a view with attributes a can be made of the
+// directory open at dirfd, whose on-disk owner is owner, by making one, detached, and
 // dropping it. The errors name what is missing.
 func (m *Manager) Check(dirfd int, a Attrs, owner tree.Owner) error {
 	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
@@ -303,7 +306,7 @@ func (m *Manager) make(volume string, dirfd int, a Attrs) (string, *Map, error) 
 }
 
 // Unmount uncounts one mount of volume by id; the last mount of the volume
-// detaches and removes its view. It reports whether the mount was known.
+// detaches its view. It reports whether the mount was known.
 func (m *Manager) Unmount(volume, id string) (bool, error) {
 	m.mu.Lock()
 	v := m.views[volume]
