@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,10 +145,22 @@ func New(c Config) (*Driver, error) {
 // makes (a path with "..", a tree that is no tree): the state directory is
 // trusted no further than a client. Those are set aside and logged.
 func checked(p spec.Parser, vols []state.Volume, records *state.Records, log logrus.FieldLogger) []state.Volume {
+	// A few µs a record: on every core, at 100,000 records.
+	errs := make([]error, len(vols))
+	workers := min(runtime.GOMAXPROCS(0), len(vols)/1024+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(vols); i += workers {
+				errs[i] = p.Check(vols[i].Name, vols[i].Spec)
+			}
+		})
+	}
+	wg.Wait()
 	kept := vols[:0]
-	for _, v := range vols {
-		if err := p.Check(v.Name, v.Spec); err != nil {
-			_ = records.SetAside(v, err, log)
+	for i, v := range vols {
+		if errs[i] != nil {
+			_ = records.SetAside(v, errs[i], log)
 			continue
 		}
 		kept = append(kept, v)
