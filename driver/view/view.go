@@ -325,7 +325,7 @@ func (m *Manager) Unmount(volume, id string) (bool, error) {
 		// other volumes waiting on its lock (and, on a journalling file
 		// system, on its commits), cost more than the mount calls. Forget,
 		// at the volume's Remove, and Reconcile remove it.
-		if err := detach(v.path); err != nil {
+		if _, err := detach(v.path); err != nil {
 			return true, err
 		}
 		m.release(v.mp)
@@ -384,7 +384,8 @@ func (m *Manager) DropAll() error {
 		v.mu.Lock()
 		v.gone = true
 		if v.path != "" {
-			errs = append(errs, remove(v.path))
+			_, err := remove(v.path)
+			errs = append(errs, err)
 			m.release(v.mp)
 		}
 		v.mu.Unlock()
@@ -417,38 +418,44 @@ func (m *Manager) reconcile() error {
 		if live[path] {
 			continue
 		}
-		if err := remove(path); err != nil {
+		mounted, err := remove(path)
+		if err != nil {
 			errs = append(errs, err)
 			m.log.WithError(err).WithField("path", path).Error("could not remove a stale view")
 			continue
 		}
-		m.log.WithField("path", path).Info("stale view removed")
+		if mounted { // an empty directory, left for a next view, says nothing
+			m.log.WithField("path", path).Info("stale view removed")
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// remove detaches every mount stacked at path and removes the directory.
-// Only directories are ever removed: a stray file is an error.
-func remove(path string) error {
-	if err := detach(path); err != nil {
-		return err
+// remove detaches every mount stacked at path and removes the directory,
+// and tells whether anything was mounted there. Only directories are ever
+// removed: a stray file is an error.
+func remove(path string) (mounted bool, err error) {
+	if mounted, err = detach(path); err != nil {
+		return mounted, err
 	}
 	if err := unix.Rmdir(path); err != nil && err != unix.ENOENT {
-		return fmt.Errorf("view %s: %w", path, err)
+		return mounted, fmt.Errorf("view %s: %w", path, err)
 	}
-	return nil
+	return mounted, nil
 }
 
-// detach detaches every mount stacked at path, and leaves the directory.
-func detach(path string) error {
+// detach detaches every mount stacked at path, leaves the directory, and
+// tells whether anything was mounted there.
+func detach(path string) (mounted bool, err error) {
 	for {
 		err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 		switch err {
 		case nil:
+			mounted = true
 		case unix.EINVAL, unix.ENOENT: // not a mount point (any more), or gone
-			return nil
+			return mounted, nil
 		default:
-			return fmt.Errorf("view %s: umount: %w", path, err)
+			return mounted, fmt.Errorf("view %s: umount: %w", path, err)
 		}
 	}
 }
