@@ -171,6 +171,8 @@ func checked(p spec.Parser, vols []state.Volume, records *state.Records, log log
 // Close waits for calls in flight and releases the state.
 func (d *Driver) Close() error {
 	d.inflight.Wait()
+	d.mounting.Lock() // and for Mounts and Unmounts
+	defer d.mounting.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var verr error
