@@ -17,14 +17,10 @@ import (
 // the directory, as Docker's local driver gives: set-id programs and
 // devices in an app's own volume work as they would there.
 func viewAttrs(s spec.Spec) view.Attrs {
-	a := askedView(s)
-	a.NoSuid = s.Kind.Info().AlwaysView || s.ReadOnly || s.IDMap
-	return a
-}
-
-// askedView is the view the volume's options ask for.
-func askedView(s spec.Spec) view.Attrs {
-	return view.Attrs{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
+	return view.Attrs{
+		ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID,
+		NoSuid: s.Kind.Info().AlwaysView || s.ReadOnly || s.IDMap,
+	}
 }
 
 // needsView tells whether the volume's options cannot be had without a
