@@ -13,12 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/docker/go-plugins-helpers/volume"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/driver/state"
@@ -46,22 +48,32 @@ type Config struct {
 	ViewsDir string
 	// SharedOwner, when set, is given to a shared directory the plugin
 	// makes (so that id-mapped views of it can be made).
-	SharedOwner *view.Owner
+	SharedOwner *tree.Owner
 	// UsageInterval: each volume's disk usage, in Get's Status, is
 	// measured in the background at most once per interval; 0 measures
 	// none.
 	UsageInterval time.Duration
 }
 
-// Driver implements volume.Driver. One lock guards the index, the entries'
-// states and the mount counts, and is never held across disk work: a
-// Create or Remove reserves its name and directory under the lock, makes
-// or deletes on disk and writes its record without it (concurrent record
-// writes share their flushes), then settles under the lock again. So
-// concurrent creates and removes wait for no one's fsync, and Get, List,
-// Path, Mount and Unmount wait for no Create or Remove.
+// Driver implements volume.Driver. One lock guards the index and the
+// entries' states, and is never held across disk work: a Create or Remove
+// reserves its name and directory under the lock, makes or deletes on disk
+// and writes its record without it (concurrent record writes share their
+// flushes), then settles under the lock again. So concurrent creates and
+// removes wait for no one's fsync, and Get, List, Path, Mount and Unmount
+// wait for no Create or Remove.
+//
+// Mount holds the lock, shared, only to find the volume and pin it (a
+// Remove refuses a pinned volume); the directory check, the view and the
+// count are made without it, the view under the volume's own lock in the
+// view manager and the count under the mount log's. So Mounts and
+// Unmounts of different volumes do not wait for each other's syscalls.
 type Driver struct {
-	mu       sync.RWMutex
+	mu sync.RWMutex
+	// mounting is held shared by every Mount and Unmount for its whole
+	// call, and alone by a new engine generation: no Mount of the engine
+	// before is still making a view or a count when its views are dropped.
+	mounting sync.RWMutex
 	inflight sync.WaitGroup // Creates and Removes past their reservation
 	tree     *tree.Tree
 	records  *state.Records
@@ -71,8 +83,9 @@ type Driver struct {
 	log      logrus.FieldLogger
 	listed   atomic.Pointer[listAnswer] // List's last answer
 	views    *view.Manager              // nil when no views are made
-	shared   *view.Owner                // the owner of shared directories it makes, nil: root
+	shared   *tree.Owner                // the owner of shared directories it makes, nil: root
 	usage    *usageRefresher            // nil when usage is not measured
+	noViews  sync.Once                  // the warning that volumes are mounted by path
 	index
 }
 
@@ -102,6 +115,8 @@ func New(c Config) (*Driver, error) {
 		t.Close()
 		return nil, err
 	}
+	parser := spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous}
+	vols = checked(parser, vols, records, c.Log)
 	mounts, err := state.OpenMounts(c.StateDir, c.BootID, c.Log)
 	if err != nil {
 		t.Close()
@@ -119,7 +134,7 @@ func New(c Config) (*Driver, error) {
 	}
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
-		parser: spec.Parser{SharedNames: c.SharedNames, Anonymous: c.Anonymous},
+		parser: parser,
 		proc:   c.Proc,
 		log:    c.Log,
 		views:  views,
@@ -136,10 +151,39 @@ func New(c Config) (*Driver, error) {
 	return d, nil
 }
 
+// checked is vols without the volumes whose records say what no Create
+// makes (a path with "..", a tree that is no tree): the state directory is
+// trusted no further than a client. Those are set aside and logged.
+func checked(p spec.Parser, vols []state.Volume, records *state.Records, log logrus.FieldLogger) []state.Volume {
+	// A few µs a record: on every core, at 100,000 records.
+	errs := make([]error, len(vols))
+	workers := min(runtime.GOMAXPROCS(0), len(vols)/1024+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(vols); i += workers {
+				errs[i] = p.Check(vols[i].Name, vols[i].Spec)
+			}
+		})
+	}
+	wg.Wait()
+	kept := vols[:0]
+	for i, v := range vols {
+		if errs[i] != nil {
+			_ = records.SetAside(v, errs[i], log)
+			continue
+		}
+		kept = append(kept, v)
+	}
+	return kept
+}
+
 // Close waits for calls in flight and releases the state.
 func (d *Driver) Close() error {
 	d.usage.stop() // before the lock, which its next look at the volumes takes
 	d.inflight.Wait()
+	d.mounting.Lock() // and for Mounts and Unmounts
+	defer d.mounting.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var verr error
@@ -285,6 +329,7 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 		return err
 	}
 	d.settle(v, false)
+	d.forgetView(r.Name)
 	if deleted {
 		log.Info("volume removed and its directory deleted")
 	} else {
@@ -317,6 +362,9 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 		if n := d.liveViews(name); n > 0 {
 			return v, fmt.Errorf("volume %q is in use (%d views mounted); stop the containers that use it first", name, n)
 		}
+		if atomic.LoadInt32(&v.pins) > 0 {
+			return v, fmt.Errorf("volume %q is in use (being mounted); stop the containers that use it first", name)
+		}
 		v.state, v.settled = removing, make(chan struct{})
 		d.inflight.Add(1)
 		return v, nil
@@ -325,22 +373,23 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 
 // Mount makes the directory again if it vanished, applies an enforced owner
 // and mode again (Docker may have copied an image's directory and its owner
-// into the empty volume), and counts the mount.
+// into the empty volume), counts the mount, and returns the volume's view
+// (see mountView).
 func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	v, err := d.lookup(r.Name)
-	if err == nil && v.state == removing {
-		err = fmt.Errorf("volume %q is being removed", r.Name)
-	}
+	d.mounting.RLock()
+	defer d.mounting.RUnlock()
+	v, err := d.pin(r.Name)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.makeDir(v.dir, v.Spec); err != nil {
+	defer atomic.AddInt32(&v.pins, -1)
+	fd, _, err := d.makeOpenDir(v.dir, v.Spec)
+	if err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Warn("mount refused")
 		return nil, err
 	}
-	mp, err := d.mountView(v, r.ID)
+	mp, err := d.mountView(v, r.ID, fd)
+	_ = unix.Close(fd)
 	if err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed: no view")
 		return nil, err
@@ -350,20 +399,33 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed")
 		return nil, err
 	}
-	if mp == "" {
-		mp = v.mountpoint
-	}
 	if d.debug() {
 		d.callLog(r.Name, r.ID).WithFields(logrus.Fields{"mounts": d.mounts.Count(r.Name), "mountpoint": mp}).Debug("mounted")
 	}
 	return &volume.MountResponse{Mountpoint: mp}, nil
 }
 
+// pin finds the volume name for a Mount and pins it: until the Mount
+// unpins it (counted by then, or failed), a Remove refuses it.
+func (d *Driver) pin(name string) (*entry, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	v, err := d.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if v.state == removing {
+		return nil, fmt.Errorf("volume %q is being removed", name)
+	}
+	atomic.AddInt32(&v.pins, 1)
+	return v, nil
+}
+
 // Unmount uncounts one mount. An unknown volume or ID is logged, not
 // refused: Docker must always be able to let go of a volume.
 func (d *Driver) Unmount(r *volume.UnmountRequest) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.mounting.RLock()
+	defer d.mounting.RUnlock()
 	if err := d.unmountView(r.Name, r.ID); err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Error("unmount failed: view stays")
 		return err
@@ -492,14 +554,27 @@ func noSuchVolume(name string) error { return fmt.Errorf("no such volume: %q", n
 // owner and mode are set; every other directory is made root-owned 0755
 // when missing and otherwise used as it is.
 func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
-	if !s.Enforce {
-		made, err := d.tree.MakeDir(dir, nil)
-		if err == nil && s.Kind == spec.KindShared {
-			err = d.sharedOwner(dir, made)
-		}
-		return made, err
+	fd, made, err := d.makeOpenDir(dir, s)
+	if err == nil {
+		_ = unix.Close(fd)
 	}
-	return d.tree.MakeDir(dir, &tree.Owner{UID: s.UID, GID: s.GID, Mode: s.Mode})
+	return made, err
+}
+
+// makeOpenDir is makeDir, and returns a descriptor of the directory
+// (when err is nil), which the caller closes.
+func (d *Driver) makeOpenDir(dir string, s spec.Spec) (fd int, made string, err error) {
+	var perm *tree.Perm
+	if s.Enforce {
+		perm = &tree.Perm{Owner: tree.Owner{UID: s.UID, GID: s.GID}, Mode: s.Mode}
+	}
+	fd, made, err = d.tree.MakeOpenDir(dir, perm)
+	if err == nil && !s.Enforce && s.Kind == spec.KindShared {
+		if err = d.sharedOwner(dir, made); err != nil {
+			_ = unix.Close(fd)
+		}
+	}
+	return fd, made, err
 }
 
 // unmake deletes what a failed Create made, dir and its parents up to made:

@@ -18,6 +18,8 @@ import (
 // belongs to the engine's earlier life (views made for its mounts) is to
 // be let go of from here.
 func (d *Driver) EngineStarted() error {
+	d.mounting.Lock()
+	defer d.mounting.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.mounts.NewGeneration(); err != nil {
@@ -25,8 +27,8 @@ func (d *Driver) EngineStarted() error {
 		return err
 	}
 	d.log.WithField("generation", d.mounts.Generation()).Info("a new engine generation started; earlier mount counts are now stale")
-	// Under the lock, so that no Mount of the new engine makes a view
-	// before the old ones go. The earlier engine's running containers keep
+	// Under both locks, so that no Mount of the new engine makes a view
+	// before the old ones go, and none of the engine before is halfway. The earlier engine's running containers keep
 	// their own copies of the views' mounts.
 	return d.dropViews()
 }

@@ -17,6 +17,7 @@ type entry struct {
 	dir        string // Spec.Dir()
 	state      entryState
 	settled    chan struct{} // while creating or removing: closed when that ends
+	pins       int32         // Mounts in progress (atomic): a Remove refuses the volume
 }
 
 // entryState is where a volume is in its life; the driver's lock guards it.

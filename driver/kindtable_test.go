@@ -83,10 +83,15 @@ func TestKindsTable(t *testing.T) {
 				t.Errorf("Contains, but no volume inside is given")
 			}
 
-			// AlwaysView: mounted through a view with options that ask for none.
+			// Every kind is mounted through a view; NoSuid: a nosuid, nodev
+			// one with options that ask for nothing else.
 			mp := mountOf(t, d, c.name, "c1")
-			if viewed := !strings.HasPrefix(mp, root+"/"); viewed != k.AlwaysView {
-				t.Errorf("AlwaysView %v, mounted at %s", k.AlwaysView, mp)
+			if strings.HasPrefix(mp, root+"/") {
+				t.Errorf("mounted at %s, not through a view", mp)
+			}
+			mo := mountOptions(t, mp)
+			if got := strings.Contains(mo, "nosuid") && strings.Contains(mo, "nodev"); got != k.NoSuid {
+				t.Errorf("NoSuid %v, view options %q", k.NoSuid, mo)
 			}
 			unmount(t, d, c.name, "c1")
 

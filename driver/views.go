@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -10,28 +11,27 @@ import (
 	"github.com/portal/portal-volume/driver/view"
 )
 
-// viewKind is how a volume is mounted: through a view, or (zero Kind) as
-// its directory. Kinds that are always viewed (spec.KindInfo.AlwaysView)
-// get a nosuid view whenever views can be made, even a plain rw one.
-func (d *Driver) viewKind(s spec.Spec) view.Kind {
-	k := askedView(s)
-	if s.Kind.Info().AlwaysView && d.views != nil && d.views.Available() == nil {
-		k.NoSuid = true
+// viewAttrs is what the volume's view does. Kinds that are always viewed
+// (spec.KindInfo.NoSuid) get a nosuid, nodev view, and so does every
+// read-only or id-mapped view. Any other view behaves as a bind mount of
+// the directory, as Docker's local driver gives: set-id programs and
+// devices in an app's own volume work as they would there.
+func viewAttrs(s spec.Spec) view.Attrs {
+	return view.Attrs{
+		ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID,
+		NoSuid: s.Kind.Info().NoSuid || s.ReadOnly || s.IDMap,
 	}
-	return k
 }
 
-// askedView is the view the volume's options ask for (zero Kind: none).
-func askedView(s spec.Spec) view.Kind {
-	return view.Kind{ReadOnly: s.ReadOnly, IDMap: s.IDMap, UID: s.UID, GID: s.GID}
-}
+// needsView tells whether the volume's options cannot be had without a
+// view.
+func needsView(s spec.Spec) bool { return s.ReadOnly || s.IDMap }
 
 // checkView refuses a volume that needs a view when none can be made of its
 // directory dir: views unavailable, a file system without idmapped
 // mounts, or a root-owned directory for an id-mapped one.
 func (d *Driver) checkView(dir string, s spec.Spec) error {
-	k := askedView(s)
-	if !k.Any() {
+	if !needsView(s) {
 		return nil
 	}
 	if d.views == nil {
@@ -49,7 +49,7 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := d.views.Check(fd, k, owner); err != nil {
+	if err := d.views.Check(fd, viewAttrs(s), owner); err != nil {
 		if re, ok := err.(*view.RootOwnedError); ok {
 			re.Dir = d.tree.Path(dir)
 		}
@@ -58,22 +58,33 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 	return nil
 }
 
-// mountView mounts the volume by id through its view, when it has one, and
-// returns the view's path ("" when it has none).
-func (d *Driver) mountView(v *entry, id string) (string, error) {
-	k := d.viewKind(v.Spec)
-	if !k.Any() {
-		return "", nil
+// mountView mounts the volume by id through its view and returns the
+// view's path: a mount of the directory the plugin resolved through
+// descriptors (open at dirfd), in the views directory where no container writes, so that
+// nothing a container does in the tree (a path component swapped for a
+// symlink) can redirect what the engine then binds into a container or
+// copies an image's content into. The volume's first mount makes the view;
+// the others share it. Where no views can be made, volumes whose options
+// need none are mounted by their path, and a warning says so once.
+func (d *Driver) mountView(v *entry, id string, dirfd int) (string, error) {
+	var why error
+	switch {
+	case d.views == nil:
+		why = errors.New("no views directory")
+	default:
+		why = d.views.Available()
 	}
-	if d.views == nil {
-		return "", fmt.Errorf("volume %q needs a view (%s), and this daemon makes none", v.Name, v.Spec.ViewOptions())
+	if why != nil {
+		if needsView(v.Spec) {
+			return "", fmt.Errorf("volume %q needs a view (%s), and this daemon makes none: %w", v.Name, v.Spec.ViewOptions(), why)
+		}
+		d.noViews.Do(func() {
+			d.log.WithError(why).Warn("volumes are mounted by their path, not through a view: " +
+				"a container that can write a parent directory of another volume may redirect that volume's next mount")
+		})
+		return v.mountpoint, nil
 	}
-	fd, err := d.tree.OpenDir(v.dir)
-	if err != nil {
-		return "", err
-	}
-	defer unix.Close(fd)
-	path, err := d.views.Mount(v.Name, id, fd, k)
+	path, err := d.views.Mount(v.Name, id, dirfd, viewAttrs(v.Spec))
 	if re, ok := err.(*view.RootOwnedError); ok {
 		re.Dir = v.mountpoint
 	}
@@ -88,6 +99,17 @@ func (d *Driver) unmountView(name, id string) error {
 	}
 	_, err := d.views.Unmount(name, id)
 	return err
+}
+
+// forgetView removes the directory a removed volume's views were mounted
+// on; what cannot be removed is logged, and goes at the next start.
+func (d *Driver) forgetView(name string) {
+	if d.views == nil {
+		return
+	}
+	if err := d.views.Forget(name); err != nil {
+		d.log.WithError(err).WithField("volume", name).Warn("could not remove the directory of a removed volume's view")
+	}
 }
 
 // liveViews is how many views of the volume are mounted.
@@ -120,6 +142,6 @@ func (d *Driver) sharedOwner(dir, made string) error {
 	if d.shared == nil || made == "" {
 		return nil
 	}
-	_, err := d.tree.MakeDir(dir, &tree.Owner{UID: d.shared.UID, GID: d.shared.GID, Mode: 0o755})
+	_, err := d.tree.MakeDir(dir, &tree.Perm{Owner: tree.Owner{UID: d.shared.UID, GID: d.shared.GID}, Mode: 0o755})
 	return err
 }

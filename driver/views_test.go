@@ -15,12 +15,12 @@ import (
 	"github.com/docker/go-plugins-helpers/volume"
 	"golang.org/x/sys/unix"
 
-	"github.com/portal/portal-volume/driver/view"
+	"github.com/portal/portal-volume/driver/tree"
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // viewDriver is a driver that makes views, in a directory outside root.
-func viewDriver(t testing.TB, owner *view.Owner) (*Driver, string) {
+func viewDriver(t testing.TB, owner *tree.Owner) (*Driver, string) {
 	t.Helper()
 	requireRoot(t)
 	root := t.TempDir()
@@ -92,11 +92,11 @@ func TestReadOnlyVolume(t *testing.T) {
 			t.Fatalf("after unmount %d: view mounted = %v", i+1, !(i == 0))
 		}
 	}
-	if _, err := os.Lstat(mp); !os.IsNotExist(err) {
-		t.Errorf("view directory left: %v", err)
-	}
 	if err := d.Remove(&volume.RemoveRequest{Name: "app_data"}); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Lstat(mp); !os.IsNotExist(err) {
+		t.Errorf("view directory left after Remove: %v", err)
 	}
 }
 
@@ -104,7 +104,7 @@ func TestReadOnlyVolume(t *testing.T) {
 // owned by an unprivileged user; each sees it as its own; on disk the files
 // belong to the directory's owner.
 func TestIDMappedSharedVolume(t *testing.T) {
-	d, root := viewDriver(t, &view.Owner{UID: 2000, GID: 2000})
+	d, root := viewDriver(t, &tree.Owner{UID: 2000, GID: 2000})
 	if err := os.Chmod(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func BenchmarkMountUnmountView(b *testing.B) {
 		{"idmapped", map[string]string{"shared": "media", "uid": "1000", "gid": "1000"}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			d, _ := viewDriver(b, &view.Owner{UID: 2000, GID: 2000})
+			d, _ := viewDriver(b, &tree.Owner{UID: 2000, GID: 2000})
 			if err := d.Create(&volume.CreateRequest{Name: "app_data", Options: c.opts}); err != nil {
 				b.Fatal(err)
 			}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/portal/portal-volume/driver"
 	"github.com/portal/portal-volume/driver/spec"
-	"github.com/portal/portal-volume/driver/view"
+	"github.com/portal/portal-volume/driver/tree"
 )
 
 // pluginSocketDir is where Docker looks for legacy plugins' sockets.
@@ -320,7 +320,7 @@ func parseViews(v, root string) (string, error) {
 	return v, nil
 }
 
-func parseSharedOwner(v string) (*view.Owner, error) {
+func parseSharedOwner(v string) (*tree.Owner, error) {
 	if v == "" {
 		return nil, nil
 	}
@@ -330,7 +330,7 @@ func parseSharedOwner(v string) (*view.Owner, error) {
 	if !ok || uerr != nil || gerr != nil || uid == 0 || gid == 0 || uid > spec.MaxID || gid > spec.MaxID {
 		return nil, fmt.Errorf("want UID:GID, two decimal ids from 1 to %d (root would defeat the id-mapped views), such as 2000:2000", spec.MaxID)
 	}
-	return &view.Owner{UID: uint32(uid), GID: uint32(gid)}, nil
+	return &tree.Owner{UID: uint32(uid), GID: uint32(gid)}, nil
 }
 
 // defaultUsageInterval: a walk of a million photos on a Raspberry Pi costs

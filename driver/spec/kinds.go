@@ -35,11 +35,13 @@ type KindInfo struct {
 	// anonymous volume, the daemon's setting) says delete. Otherwise the
 	// directory is never deleted, and on_remove=delete is refused.
 	Deletable bool
-	// AlwaysView: mounted through a view (nosuid) whenever views can be
-	// made, even when its options ask for none: an app with an id-mapped
-	// view can leave a set-uid file in the directory, and no container may
-	// run it from a volume of this plugin.
-	AlwaysView bool
+	// NoSuid: its view is nosuid and nodev, even when its options ask for
+	// nothing else: an app with an id-mapped view can leave a set-uid file
+	// in the directory, and no container may run it from a volume of this
+	// plugin. (Every volume is mounted through a view; an app's own volume
+	// keeps set-id programs and devices working, as Docker's local driver
+	// does.)
+	NoSuid bool
 	// IDMapped: the directory is used as it is, never chowned; uid and gid
 	// ask for an id-mapped view instead, and mode is refused.
 	IDMapped bool
@@ -69,7 +71,7 @@ var kinds = [...]KindInfo{
 	},
 	KindShared: {
 		Name: "shared", Place: "shared/<name>",
-		AlwaysView: true, IDMapped: true,
+		NoSuid: true, IDMapped: true,
 		Options:      []string{KeyApp, KeyUID, KeyGID, KeyShared, KeyOnRemove, KeyAccess},
 		refused:      "not allowed with shared: a shared directory is used as it is",
 		neverDeleted: "not allowed with shared: shared directories are never deleted",
@@ -88,7 +90,7 @@ var kinds = [...]KindInfo{
 	},
 	KindTree: {
 		Name: "tree", Place: "app_data, service_data or shared, whole",
-		Contains: true, AlwaysView: true, IDMapped: true,
+		Contains: true, NoSuid: true, IDMapped: true,
 		Options:      []string{KeyApp, KeyUID, KeyGID, KeyTree, KeyOnRemove, KeyAccess},
 		refused:      "not allowed with tree: a tree volume is the whole tree, used as it is",
 		neverDeleted: "not allowed with tree: trees are never deleted",

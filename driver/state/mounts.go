@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/sirupsen/logrus"
 )
@@ -38,7 +39,12 @@ const BootIDFile = "/proc/sys/kernel/random/boot_id"
 // engine mounted again what it still uses: the count starts again from
 // one); an Unmount of a stale pair still decrements it (a container the
 // new engine restored alive stops later).
+//
+// Mounts is safe for concurrent use: every method holds its lock, which is
+// never held for more than one append (or a rewrite, once the log has grown
+// well past the live entries).
 type Mounts struct {
+	mu     sync.Mutex
 	path   string
 	bootID string
 	gen    uint64                      // the current engine generation
@@ -188,14 +194,24 @@ func (m *Mounts) compact() error {
 }
 
 // Close closes the log.
-func (m *Mounts) Close() error { return m.file.Close() }
+func (m *Mounts) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.file.Close()
+}
 
 // Generation is the current engine generation.
-func (m *Mounts) Generation() uint64 { return m.gen }
+func (m *Mounts) Generation() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen
+}
 
 // NewGeneration starts the next engine generation: every count so far
 // becomes stale.
 func (m *Mounts) NewGeneration() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err := m.write(mountEntry{Engine: m.gen + 1}); err != nil {
 		return err
 	}
@@ -207,6 +223,8 @@ func (m *Mounts) NewGeneration() error {
 // Count is the number of mounts of volume counted in the current engine
 // generation.
 func (m *Mounts) Count(volume string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	n := 0
 	for _, c := range m.counts[volume] {
 		if c.gen == m.gen {
@@ -218,6 +236,8 @@ func (m *Mounts) Count(volume string) int {
 
 // Stale is the number of mounts of volume counted in earlier generations.
 func (m *Mounts) Stale(volume string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	n := 0
 	for _, c := range m.counts[volume] {
 		if c.gen != m.gen {
@@ -242,12 +262,16 @@ func (m *Mounts) Counts(volume string) (current, stale int) {
 // Mount records one more mount of volume under id; a stale count of the
 // pair is taken over.
 func (m *Mounts) Mount(volume, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return m.change(volume, id, +1, m.gen)
 }
 
 // Unmount records one mount fewer of volume under id. It reports false, and
 // changes nothing, when no such mount is counted.
 func (m *Mounts) Unmount(volume, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	c := m.counts[volume][id]
 	if c.n == 0 {
 		return false, nil
@@ -257,6 +281,8 @@ func (m *Mounts) Unmount(volume, id string) (bool, error) {
 
 // DropStale forgets the stale counts of volume and returns their IDs.
 func (m *Mounts) DropStale(volume string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var ids []string
 	for id, c := range m.counts[volume] {
 		if c.gen == m.gen {

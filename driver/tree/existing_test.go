@@ -21,7 +21,7 @@ func TestMakeDirExisting(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	want := &Owner{UID: 1000, GID: 1001, Mode: 0o2750}
+	want := &Perm{Owner: Owner{UID: 1000, GID: 1001}, Mode: 0o2750}
 	wantPerm := fs.ModeSetgid | 0o750
 	for _, c := range []struct {
 		name     string

@@ -12,7 +12,6 @@ package tree
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,31 +52,51 @@ func (t *Tree) Root() string { return t.root }
 // Path is the host path of rel, a slash-separated path below the root.
 func (t *Tree) Path(rel string) string { return t.root + "/" + rel }
 
-// Owner is what MakeDir sets on the last component of a path.
-type Owner struct {
-	UID, GID uint32
-	Mode     uint32 // permission bits, at most 07777
+// Owner is who owns a file on disk.
+type Owner struct{ UID, GID uint32 }
+
+// Perm is what MakeDir sets on the last component of a path.
+type Perm struct {
+	Owner
+	Mode uint32 // permission bits, at most 07777
 }
 
 // MakeDir makes rel (every missing component root-owned 0755) and returns
 // the topmost component it made, "" when rel existed already: RemoveDir of
 // that undoes the call, also when MakeDir fails after making something.
-// When owner is not nil the last component's owner and mode are set to it,
-// whether it was made or adopted; when owner is nil an existing last
+// When perm is not nil the last component's owner and mode are set to it,
+// whether it was made or adopted; when perm is nil an existing last
 // component is left as it is.
-func (t *Tree) MakeDir(rel string, owner *Owner) (made string, err error) {
+func (t *Tree) MakeDir(rel string, perm *Perm) (made string, err error) {
+	fd, made, err := t.MakeOpenDir(rel, perm)
+	if err == nil {
+		closeFd(fd)
+	}
+	return made, err
+}
+
+// MakeOpenDir is MakeDir, and returns a descriptor of rel (when err is
+// nil), which the caller closes: the directory MakeDir checked, for a
+// mount of it.
+func (t *Tree) MakeOpenDir(rel string, perm *Perm) (fd int, made string, err error) {
+	comps, err := split(rel)
+	if err != nil {
+		return -1, "", err
+	}
 	if fd, ok := t.openExisting(rel); ok {
 		// What Mount nearly always finds: rel exists, no symlink on the way.
-		defer closeFd(fd)
-		return "", t.setOwner(fd, rel, owner)
+		if err := t.setPerm(fd, rel, perm); err != nil {
+			closeFd(fd)
+			return -1, "", err
+		}
+		return fd, "", nil
 	}
-	comps := strings.Split(rel, "/")
 	parent, first, err := t.walk(comps[:len(comps)-1], true)
 	if first >= 0 {
 		made = strings.Join(comps[:first+1], "/")
 	}
 	if err != nil {
-		return made, err
+		return -1, made, err
 	}
 	defer closeFd(parent)
 	last := comps[len(comps)-1]
@@ -86,10 +105,26 @@ func (t *Tree) MakeDir(rel string, owner *Owner) (made string, err error) {
 		made = rel
 	}
 	if err != nil {
-		return made, err
+		return -1, made, err
 	}
-	defer closeFd(fd)
-	return made, t.setOwner(fd, rel, owner)
+	if err := t.setPerm(fd, rel, perm); err != nil {
+		closeFd(fd)
+		return -1, made, err
+	}
+	return fd, made, nil
+}
+
+// split is rel's components. A path here names a directory below the root
+// and nothing else: an absolute path, an empty component, "." or ".." is
+// refused before anything is opened, whatever the kernel would make of it.
+func split(rel string) ([]string, error) {
+	comps := strings.Split(rel, "/")
+	for _, c := range comps {
+		if c == "" || c == "." || c == ".." {
+			return nil, fmt.Errorf("tree: path %q has an empty, \".\" or \"..\" component; only names of directories below the root are allowed", rel)
+		}
+	}
+	return comps, nil
 }
 
 // openExisting opens the directory rel in one openat2 call that refuses a
@@ -110,35 +145,36 @@ func (t *Tree) openExisting(rel string) (int, bool) {
 	return fd, true
 }
 
-// setOwner gives the directory open at fd owner's owner and mode (nothing
-// when owner is nil). When it has them already it changes nothing: the
+// setPerm gives the directory open at fd perm's owner and mode (nothing
+// when perm is nil). When it has them already it changes nothing: the
 // result is the same, and Mount, which runs it every time, saves two
 // syscalls and an inode update.
-func (t *Tree) setOwner(fd int, rel string, owner *Owner) error {
-	if owner == nil {
+func (t *Tree) setPerm(fd int, rel string, perm *Perm) error {
+	if perm == nil {
 		return nil
 	}
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) == nil && st.Uid == owner.UID && st.Gid == owner.GID && st.Mode&0o7777 == owner.Mode {
+	if unix.Fstat(fd, &st) == nil && st.Uid == perm.UID && st.Gid == perm.GID && st.Mode&0o7777 == perm.Mode {
 		return nil
 	}
 	// chown before chmod: chown may clear set-id bits that mode asks for.
-	if err := unix.Fchown(fd, int(owner.UID), int(owner.GID)); err != nil {
+	if err := unix.Fchown(fd, int(perm.UID), int(perm.GID)); err != nil {
 		return t.pathErr("chown", rel, err)
 	}
-	if err := unix.Fchmod(fd, owner.Mode); err != nil {
+	if err := unix.Fchmod(fd, perm.Mode); err != nil {
 		return t.pathErr("chmod", rel, err)
 	}
 	return nil
 }
 
-// RemoveDir deletes rel and everything below it. Symlinks inside are
-// unlinked, never followed; the walk holds a descriptor of each directory it
-// empties, so renaming a directory during the delete cannot redirect it
-// outside rel. A missing rel is not an error; a symlink at rel or above it
-// is, and then nothing is deleted.
+// RemoveDir deletes rel and everything below it, never following a
+// symlink and never crossing into another mount (see remove). A missing rel is not an error; a symlink at rel or above it is,
+// and so is a file system mounted at rel, and then nothing is deleted.
 func (t *Tree) RemoveDir(rel string) error {
-	comps := strings.Split(rel, "/")
+	comps, err := split(rel)
+	if err != nil {
+		return err
+	}
 	parent, _, err := t.walk(comps[:len(comps)-1], false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -155,68 +191,7 @@ func (t *Tree) RemoveDir(rel string) error {
 	if err != nil {
 		return err
 	}
-	err = t.emptyDir(fd, rel)
-	closeFd(fd)
-	if err != nil {
-		return err
-	}
-	if err := unix.Unlinkat(parent, last, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-		return t.pathErr("remove", rel, err)
-	}
-	return nil
-}
-
-// emptyDir deletes everything inside the directory open at fd.
-func (t *Tree) emptyDir(fd int, rel string) error {
-	// Read through a dup: os.File takes ownership of its descriptor.
-	dup, err := unix.Dup(fd)
-	if err != nil {
-		return t.pathErr("read", rel, err)
-	}
-	d := os.NewFile(uintptr(dup), rel)
-	defer d.Close()
-	for {
-		names, err := d.Readdirnames(256)
-		for _, name := range names {
-			if err := t.removeAt(fd, rel+"/"+name, name); err != nil {
-				return err
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return t.pathErr("read", rel, err)
-		}
-	}
-}
-
-// removeAt deletes name in the directory open at dirfd: a file or symlink is
-// unlinked, a directory is emptied through a descriptor and then removed.
-func (t *Tree) removeAt(dirfd int, rel, name string) error {
-	err := unix.Unlinkat(dirfd, name, 0)
-	if err == nil || err == unix.ENOENT {
-		return nil
-	}
-	if err != unix.EISDIR {
-		return t.pathErr("remove", rel, err)
-	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if err == unix.ENOENT {
-			return nil
-		}
-		return t.pathErr("open", rel, err)
-	}
-	err = t.emptyDir(fd, rel)
-	closeFd(fd)
-	if err != nil {
-		return err
-	}
-	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
-		return t.pathErr("remove", rel, err)
-	}
-	return nil
+	return t.remove(parent, last, fd, rel)
 }
 
 // walk opens the directory at comps, making missing components when create
@@ -293,10 +268,14 @@ func closeFd(fd int) { _ = unix.Close(fd) }
 // OpenDir opens the existing directory rel, following no symlink, for a
 // mount of it. The caller closes the descriptor.
 func (t *Tree) OpenDir(rel string) (int, error) {
+	comps, err := split(rel)
+	if err != nil {
+		return -1, err
+	}
 	if fd, ok := t.openExisting(rel); ok {
 		return fd, nil
 	}
-	fd, _, err := t.walk(strings.Split(rel, "/"), false)
+	fd, _, err := t.walk(comps, false)
 	return fd, err
 }
 
@@ -306,6 +285,9 @@ func (t *Tree) OpenDir(rel string) (int, error) {
 func (t *Tree) RemoveEmpty(rel, top string) error {
 	if rel != top && !strings.HasPrefix(rel, top+"/") {
 		return fmt.Errorf("tree: %s is not below %s", rel, top)
+	}
+	if _, err := split(rel); err != nil {
+		return err
 	}
 	for p := rel; ; p = p[:strings.LastIndexByte(p, '/')] {
 		comps := strings.Split(p, "/")

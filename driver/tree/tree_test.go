@@ -101,7 +101,7 @@ func TestMakeDirParents(t *testing.T) {
 	if err := os.Chmod(filepath.Join(root, "app_data"), 0o2775|fs.ModeSetgid); err != nil {
 		t.Fatal(err)
 	}
-	made, err := tr.MakeDir("app_data/paperless/usr/src/data", &Owner{UID: 1000, GID: 1001, Mode: 0o750})
+	made, err := tr.MakeDir("app_data/paperless/usr/src/data", &Perm{Owner: Owner{UID: 1000, GID: 1001}, Mode: 0o750})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestMakeDirModes(t *testing.T) {
 	}
 	for i, tc := range tests {
 		rel := fmt.Sprintf("app_data/a/d%d", i)
-		made, err := tr.MakeDir(rel, &Owner{UID: 33, GID: 44, Mode: tc.mode})
+		made, err := tr.MakeDir(rel, &Perm{Owner: Owner{UID: 33, GID: 44}, Mode: tc.mode})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestMakeDirModes(t *testing.T) {
 		}
 		wantDir(t, filepath.Join(root, rel), tc.want, 33, 44)
 		// Applied again to an existing directory, with another owner.
-		if made, err := tr.MakeDir(rel, &Owner{UID: 0, GID: 0, Mode: tc.mode}); err != nil || made != "" {
+		if made, err := tr.MakeDir(rel, &Perm{Owner: Owner{UID: 0, GID: 0}, Mode: tc.mode}); err != nil || made != "" {
 			t.Fatalf("made %q, %v", made, err)
 		}
 		wantDir(t, filepath.Join(root, rel), tc.want, 0, 0)
@@ -180,7 +180,7 @@ func TestMakeDirAdopt(t *testing.T) {
 	parents := testutil.Snapshot(t, filepath.Join(root, "app_data"))
 	delete(parents, "gitea/data")
 
-	made, err := tr.MakeDir("app_data/gitea/data", &Owner{UID: 1000, GID: 1000, Mode: 0o750})
+	made, err := tr.MakeDir("app_data/gitea/data", &Perm{Owner: Owner{UID: 1000, GID: 1000}, Mode: 0o750})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func wantSymlinkError(t *testing.T, err error, path string) {
 func TestMakeDirRefusesSymlinks(t *testing.T) {
 	requireRoot(t)
 	for _, tc := range symlinkCases() {
-		for _, owner := range []*Owner{{UID: 1000, GID: 1000, Mode: 0o777}, nil} {
+		for _, owner := range []*Perm{{Owner: Owner{UID: 1000, GID: 1000}, Mode: 0o777}, nil} {
 			t.Run(fmt.Sprintf("%s owner=%v", tc.name, owner != nil), func(t *testing.T) {
 				tr, root := open(t)
 				outside := plantOutside(t)
@@ -341,7 +341,7 @@ func TestMakeDirRefusesNonDirectory(t *testing.T) {
 			tr, root := open(t)
 			testutil.Write(t, filepath.Join(root, "app_data/a/file"), "x")
 			before := testutil.Snapshot(t, root)
-			_, err := tr.MakeDir(rel, &Owner{UID: 1, GID: 1, Mode: 0o700})
+			_, err := tr.MakeDir(rel, &Perm{Owner: Owner{UID: 1, GID: 1}, Mode: 0o700})
 			if err == nil {
 				t.Fatal("no error")
 			}

@@ -1,17 +1,28 @@
 // Package view makes and removes views: mounts of a volume's directory,
-// outside the Portal tree, that are read-only, id-mapped, or both.
+// outside the Portal tree, that designate the directory the plugin
+// checked (a container that swaps a path component for a symlink cannot
+// redirect them) and may be read-only, id-mapped, or both.
 //
 // A view is a clone of the directory's mount (open_tree OPEN_TREE_CLONE,
 // recursive, so that it shows what a plain bind mount of the directory
-// shows), given its attributes while still detached (mount_setattr: always
-// nosuid and nodev; read-only for access=ro; MOUNT_ATTR_IDMAP with a user
-// namespace for uid/gid), then attached with move_mount at
-// <views dir>/<one name per volume and mount ID>. Making one is a handful of
-// syscalls; the user namespaces an id map needs are made once per map and
-// kept.
+// shows), given its attributes while still detached (mount_setattr:
+// nosuid and nodev when asked; read-only for access=ro; MOUNT_ATTR_IDMAP
+// with a user namespace for uid/gid), then attached with move_mount at
+// <views dir>/<one name per volume>. Making one is a handful of syscalls.
+// Every view is private, recursively: it leaves the peer group of the
+// mount it was cloned from, so a file system mounted later below the
+// directory on the host never shows in the view, and nothing mounted in
+// the view shows in the tree. The user namespace an id map needs is made
+// at the first view with that map and released with the last one; at most
+// MaxMaps distinct maps are in use at once.
 //
-// Views are counted per (volume, mount ID) with multiplicity, as Docker
-// reuses mount IDs; the last Unmount of an ID detaches and removes the view.
+// A volume has one view, shared by all its mounts: they are counted per
+// mount ID with multiplicity, as Docker reuses mount IDs, and the last
+// Unmount detaches the view (its directory stays for the next, until
+// Forget). A second Mount of a mounted volume makes nothing. Calls on one
+// volume take turns; calls on different volumes do not wait for each
+// other's syscalls.
+//
 // A container's bind mount of a view is a mount of its own, so detaching a
 // view never takes anything away from a running container. Views are
 // runtime state: at start every leftover in the views directory is
@@ -31,26 +42,26 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/driver/tree"
 )
 
-// Kind is what a view does.
-type Kind struct {
+// Attrs are what a view does, beyond showing the directory.
+type Attrs struct {
 	ReadOnly bool   // access=ro: nothing written through the view reaches the disk
 	IDMap    bool   // the directory's owner is shown as UID, its group as GID
 	UID, GID uint32 // the app's ids, when IDMap
-	NoSuid   bool   // nothing but what every view is: nosuid and nodev
+	NoSuid   bool   // nosuid and nodev: no set-id program or device works
 }
 
-// Any tells whether a volume of this kind is mounted through a view.
-func (k Kind) Any() bool { return k.ReadOnly || k.IDMap || k.NoSuid }
-
-// Owner is the on-disk owner of a directory.
-type Owner struct{ UID, GID uint32 }
+// MaxMaps is how many distinct id maps may be in use at once: each holds a
+// user namespace, counted against root's quota, and a descriptor.
+const MaxMaps = 1024
 
 // Map is an id map of a view: on-disk Disk.UID is shown as App.UID and
 // Disk.GID as App.GID; no other id is mapped.
 type Map struct {
-	Disk, App Owner
+	Disk, App tree.Owner
 }
 
 // idMaps are the uid_map and gid_map of the user namespace that makes mp:
@@ -66,7 +77,7 @@ func (mp Map) idMaps() (uids, gids []syscall.SysProcIDMap) {
 // on disk: the app's uid would act as root there.
 type RootOwnedError struct {
 	Dir   string
-	Owner Owner
+	Owner tree.Owner
 }
 
 func (e *RootOwnedError) Error() string {
@@ -85,18 +96,30 @@ type Manager struct {
 	probed chan struct{} // closed once avail is known
 	avail  error         // why views cannot be made here, nil when they can
 
-	mu     sync.Mutex
-	views  map[key]*view
-	byVol  map[string]int   // volume -> live views
-	userns map[Map]*os.File // made once per map
-	mkNS   func(Map) (*os.File, error)
+	mu    sync.Mutex       // guards views; held across syscalls only by Reconcile
+	views map[string]*view // by volume
+
+	nsMu    sync.Mutex // guards userns, held while one is made
+	userns  map[Map]*userns
+	maxMaps int
+	mkNS    func(Map) (*os.File, error)
 }
 
-type key struct{ volume, id string }
+// userns is the user namespace of one id map and how many views, and
+// checks in progress, use it.
+type userns struct {
+	f    *os.File
+	refs int
+}
 
+// view is one volume's view and its mounts.
 type view struct {
-	path  string
-	count int
+	mu   sync.Mutex     // one call on the volume at a time
+	gone bool           // out of Manager.views: look the volume up again
+	path string         // "" until made
+	ids  map[string]int // mount ID -> mounts
+	n    int            // all mounts
+	mp   *Map           // its id map, nil for none
 }
 
 // Open takes the views directory dir (making it, 0700, when missing),
@@ -121,8 +144,8 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 	}
 	m := &Manager{
 		dir: abs, lock: lock, log: log,
-		views: make(map[key]*view), byVol: make(map[string]int), userns: make(map[Map]*os.File),
-		mkNS: newUserns, probed: make(chan struct{}),
+		views: make(map[string]*view), userns: make(map[Map]*userns),
+		maxMaps: MaxMaps, mkNS: newUserns, probed: make(chan struct{}),
 	}
 	// What cannot be removed is logged and left; it never stops a start.
 	_ = m.Reconcile()
@@ -132,9 +155,9 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 		defer close(m.probed)
 		m.avail = m.probe(probe)
 		if m.avail != nil {
-			log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused")
+			log.WithError(m.avail).WithField("views", abs).Warn("views unavailable: volumes with access=ro, or uid/gid on shared and tree volumes, are refused, and the others are mounted by their path")
 		} else {
-			log.WithField("views", abs).Info("views available: read-only and id-mapped")
+			log.WithField("views", abs).Info("views available: every volume is mounted through one")
 		}
 	}()
 	return m, nil
@@ -144,10 +167,10 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 // stay (Docker may still use them) until the next Open or DropAll.
 func (m *Manager) Close() error {
 	<-m.probed
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for k, f := range m.userns {
-		f.Close()
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
+	for k, ns := range m.userns {
+		ns.f.Close()
 		delete(m.userns, k)
 	}
 	return m.lock.Close()
@@ -171,100 +194,181 @@ func (m *Manager) probe(dir string) error {
 		return err
 	}
 	defer unix.Close(fd)
-	return m.Check(fd, Kind{ReadOnly: true, IDMap: true, UID: 65534, GID: 65534}, Owner{UID: 65533, GID: 65533})
+	return m.Check(fd, Attrs{ReadOnly: true, IDMap: true, UID: 65534, GID: 65534}, tree.Owner{UID: 65533, GID: 65533})
 }
 
-// Check tells whether a view of kind k can be made of the directory open
-// at dirfd, whose on-disk owner is owner, by making one, detached, and
+// Check tells whether a view with attributes a can be made of the
+// directory open at dirfd, whose on-disk owner is owner, by making one, detached, and
 // dropping it. The errors name what is missing.
-func (m *Manager) Check(dirfd int, k Kind, owner Owner) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if k.IDMap && (owner.UID == 0 || owner.GID == 0) {
+func (m *Manager) Check(dirfd int, a Attrs, owner tree.Owner) error {
+	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
 		return &RootOwnedError{Owner: owner}
 	}
-	fd, err := m.clone(dirfd, k, owner)
+	fd, mp, err := m.clone(dirfd, a, owner)
 	if err != nil {
 		return err
 	}
+	m.release(mp)
 	return unix.Close(fd)
 }
 
 // OwnerOf is the on-disk owner of the directory open at fd.
-func OwnerOf(fd int) (Owner, error) {
+func OwnerOf(fd int) (tree.Owner, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return Owner{}, err
+		return tree.Owner{}, err
 	}
-	return Owner{st.Uid, st.Gid}, nil
+	return tree.Owner{UID: st.Uid, GID: st.Gid}, nil
 }
 
-// Mount counts a mount of volume by id through a view of the directory
-// open at dirfd, making the view at its first mount, and returns the
-// view's path.
-func (m *Manager) Mount(volume, id string, dirfd int, k Kind) (string, error) {
+// Mount counts a mount of volume by id and returns the path of the
+// volume's view. The first mount makes the view, with attributes a, of the
+// directory open at dirfd; later mounts use neither.
+func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (string, error) {
+	v := m.viewOf(volume)
+	defer v.mu.Unlock()
+	if v.path == "" {
+		path, mp, err := m.make(volume, dirfd, a)
+		if err != nil {
+			m.dropIfUnused(volume, v)
+			return "", err
+		}
+		v.path, v.mp = path, mp
+	}
+	v.ids[id]++
+	v.n++
+	return v.path, nil
+}
+
+// viewOf returns volume's view, made (empty) when it has none, locked.
+func (m *Manager) viewOf(volume string) *view {
+	for {
+		m.mu.Lock()
+		v := m.views[volume]
+		if v == nil {
+			v = &view{ids: make(map[string]int)}
+			m.views[volume] = v
+		}
+		m.mu.Unlock()
+		v.mu.Lock()
+		if !v.gone {
+			return v
+		}
+		v.mu.Unlock()
+	}
+}
+
+// dropIfUnused takes v, locked, out of the views when it has no mounts.
+func (m *Manager) dropIfUnused(volume string, v *view) {
+	if v.n > 0 {
+		return
+	}
+	v.gone = true
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	kk := key{volume, id}
-	if v := m.views[kk]; v != nil {
-		v.count++
-		return v.path, nil
+	if m.views[volume] == v {
+		delete(m.views, volume)
 	}
-	owner, err := OwnerOf(dirfd)
+	m.mu.Unlock()
+}
+
+// make makes and attaches the view of volume, and returns its path and id
+// map.
+func (m *Manager) make(volume string, dirfd int, a Attrs) (string, *Map, error) {
+	var owner tree.Owner
+	if a.IDMap {
+		var err error
+		if owner, err = OwnerOf(dirfd); err != nil {
+			return "", nil, err
+		}
+		if owner.UID == 0 || owner.GID == 0 {
+			// Create refused this; the owner changed since.
+			return "", nil, &RootOwnedError{Owner: owner}
+		}
+	}
+	fd, mp, err := m.clone(dirfd, a, owner)
 	if err != nil {
-		return "", err
-	}
-	if k.IDMap && (owner.UID == 0 || owner.GID == 0) {
-		// Create refused this; the owner changed since.
-		return "", &RootOwnedError{Owner: owner}
-	}
-	fd, err := m.clone(dirfd, k, owner)
-	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer unix.Close(fd)
-	path := filepath.Join(m.dir, name(volume, id))
-	if err := unix.Mkdir(path, 0o700); err != nil && err != unix.EEXIST {
-		return "", fmt.Errorf("view %s: %w", path, err)
+	path := m.dir + "/" + name(volume)
+	// The directory is most often there from the volume's last view.
+	err = unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	if err == unix.ENOENT {
+		if err = unix.Mkdir(path, 0o700); err == nil || err == unix.EEXIST {
+			err = unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		}
 	}
-	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		_ = unix.Rmdir(path)
-		return "", fmt.Errorf("view %s: move_mount: %w", path, err)
+	if err != nil {
+		m.release(mp)
+		return "", nil, fmt.Errorf("view %s: move_mount: %w", path, err)
 	}
-	m.views[kk] = &view{path: path, count: 1}
-	m.byVol[volume]++
-	return path, nil
+	return path, mp, nil
 }
 
-// Unmount uncounts one mount of volume by id; the last one detaches and
-// removes the view. It reports whether the view was known.
+// Unmount uncounts one mount of volume by id; the last mount of the volume
+// detaches its view. It reports whether the mount was known.
 func (m *Manager) Unmount(volume, id string) (bool, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	kk := key{volume, id}
-	v := m.views[kk]
+	v := m.views[volume]
+	m.mu.Unlock()
 	if v == nil {
 		return false, nil
 	}
-	if v.count > 1 {
-		v.count--
-		return true, nil
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gone || v.ids[id] == 0 {
+		return false, nil
 	}
-	if err := remove(v.path); err != nil {
-		return true, err
+	if v.n == 1 {
+		// The directory stays for the volume's next view: a mkdir and an
+		// rmdir in the views directory, with every Mount and Unmount of
+		// other volumes waiting on its lock (and, on a journalling file
+		// system, on its commits), cost more than the mount calls. Forget,
+		// at the volume's Remove, and Reconcile remove it.
+		if _, err := detach(v.path); err != nil {
+			return true, err
+		}
+		m.release(v.mp)
+		v.path, v.mp = "", nil
 	}
-	delete(m.views, kk)
-	if m.byVol[volume]--; m.byVol[volume] == 0 {
-		delete(m.byVol, volume)
+	if v.ids[id]--; v.ids[id] == 0 {
+		delete(v.ids, id)
 	}
+	v.n--
+	m.dropIfUnused(volume, v)
 	return true, nil
 }
 
-// Live is the number of views of volume.
+// Forget removes the directory of volume's view, when it has no view: for
+// a volume that is removed.
+func (m *Manager) Forget(volume string) error {
+	v := m.viewOf(volume)
+	defer v.mu.Unlock()
+	defer m.dropIfUnused(volume, v)
+	if v.path != "" {
+		return nil
+	}
+	path := filepath.Join(m.dir, name(volume))
+	if err := unix.Rmdir(path); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("view %s: %w", path, err)
+	}
+	return nil
+}
+
+// Live is the number of mounts of volume through its view.
 func (m *Manager) Live(volume string) int {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.byVol[volume]
+	v := m.views[volume]
+	m.mu.Unlock()
+	if v == nil {
+		return 0
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gone {
+		return 0
+	}
+	return v.n
 }
 
 // DropAll detaches and removes every view: for when the engine that
@@ -272,14 +376,25 @@ func (m *Manager) Live(volume string) int {
 // keep their own mounts.
 func (m *Manager) DropAll() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.views)
-	clear(m.byVol)
-	return m.reconcile()
+	views := m.views
+	m.views = make(map[string]*view)
+	m.mu.Unlock()
+	var errs []error
+	for _, v := range views {
+		v.mu.Lock()
+		v.gone = true
+		if v.path != "" {
+			_, err := remove(v.path)
+			errs = append(errs, err)
+			m.release(v.mp)
+		}
+		v.mu.Unlock()
+	}
+	return errors.Join(append(errs, m.Reconcile())...)
 }
 
 // Reconcile detaches and removes everything in the views directory that
-// this manager did not make: what a killed plugin left behind. Each entry
+// is no view of this manager: what a killed plugin left behind. Each entry
 // removed, or that could not be, is logged.
 func (m *Manager) Reconcile() error {
 	m.mu.Lock()
@@ -292,9 +407,10 @@ func (m *Manager) reconcile() error {
 	if err != nil {
 		return fmt.Errorf("views directory: %w", err)
 	}
+	// By name: a view being made has no path yet.
 	live := make(map[string]bool, len(m.views))
-	for _, v := range m.views {
-		live[v.path] = true
+	for volume := range m.views {
+		live[filepath.Join(m.dir, name(volume))] = true
 	}
 	var errs []error
 	for _, e := range ents {
@@ -302,75 +418,134 @@ func (m *Manager) reconcile() error {
 		if live[path] {
 			continue
 		}
-		if err := remove(path); err != nil {
+		mounted, err := remove(path)
+		if err != nil {
 			errs = append(errs, err)
 			m.log.WithError(err).WithField("path", path).Error("could not remove a stale view")
 			continue
 		}
-		m.log.WithField("path", path).Info("stale view removed")
+		if mounted { // an empty directory, left for a next view, says nothing
+			m.log.WithField("path", path).Info("stale view removed")
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// remove detaches every mount stacked at path and removes the directory.
-// Only directories are ever removed: a stray file is an error.
-func remove(path string) error {
-	for {
-		err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
-		if err == unix.EINVAL { // not a mount point (any more)
-			break
-		}
-		if err != nil && err != unix.ENOENT {
-			return fmt.Errorf("view %s: umount: %w", path, err)
-		}
-		if err == unix.ENOENT {
-			return nil
-		}
+// remove detaches every mount stacked at path and removes the directory,
+// and tells whether anything was mounted there. Only directories are ever
+// removed: a stray file is an error.
+func remove(path string) (mounted bool, err error) {
+	if mounted, err = detach(path); err != nil {
+		return mounted, err
 	}
 	if err := unix.Rmdir(path); err != nil && err != unix.ENOENT {
-		return fmt.Errorf("view %s: %w", path, err)
+		return mounted, fmt.Errorf("view %s: %w", path, err)
 	}
-	return nil
+	return mounted, nil
 }
 
-// clone makes the detached view of the directory open at dirfd; the
-// caller attaches or closes it.
-func (m *Manager) clone(dirfd int, k Kind, owner Owner) (int, error) {
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
-	if k.ReadOnly {
+// detach detaches every mount stacked at path, leaves the directory, and
+// tells whether anything was mounted there.
+func detach(path string) (mounted bool, err error) {
+	for {
+		err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		switch err {
+		case nil:
+			mounted = true
+		case unix.EINVAL, unix.ENOENT: // not a mount point (any more), or gone
+			return mounted, nil
+		default:
+			return mounted, fmt.Errorf("view %s: umount: %w", path, err)
+		}
+	}
+}
+
+// clone makes the detached view of the directory open at dirfd, and
+// returns its id map, which it holds (nil for none); the caller attaches
+// the view or closes it and releases the map.
+func (m *Manager) clone(dirfd int, a Attrs, owner tree.Owner) (int, *Map, error) {
+	// Private, in the same call as the rest: open_tree's clone joins the
+	// peer group of a shared source, and a mount propagated into it before
+	// this call gets the view's attributes too.
+	attr := unix.MountAttr{Propagation: unix.MS_PRIVATE}
+	if a.NoSuid {
+		attr.Attr_set |= unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	}
+	if a.ReadOnly {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
-	if k.IDMap {
-		ns, err := m.usernsFor(Map{Disk: owner, App: Owner{k.UID, k.GID}})
+	var mp *Map
+	if a.IDMap {
+		mp = &Map{Disk: owner, App: tree.Owner{UID: a.UID, GID: a.GID}}
+		ns, err := m.acquire(*mp)
 		if err != nil {
-			return -1, err
+			return -1, nil, err
 		}
 		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
 		attr.Userns_fd = uint64(ns.Fd())
 	}
 	fd, err := unix.OpenTree(dirfd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
 	if err != nil {
-		return -1, &UnsupportedError{Op: "open_tree", Err: err, IDMap: k.IDMap}
+		m.release(mp)
+		return -1, nil, &UnsupportedError{Op: "open_tree", Err: err, IDMap: a.IDMap}
 	}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
 		unix.Close(fd)
-		return -1, &UnsupportedError{Op: "mount_setattr", Err: err, IDMap: k.IDMap}
+		m.release(mp)
+		return -1, nil, &UnsupportedError{Op: "mount_setattr", Err: err, IDMap: a.IDMap}
 	}
-	return fd, nil
+	return fd, mp, nil
 }
 
-// usernsFor returns the user namespace of map mp, made at its first use.
-// Callers hold m.mu, or are in Open.
-func (m *Manager) usernsFor(mp Map) (*os.File, error) {
-	if f := m.userns[mp]; f != nil {
-		return f, nil
+// acquire returns the user namespace of map mp, made at its first use,
+// and counts a use of it.
+func (m *Manager) acquire(mp Map) (*os.File, error) {
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
+	if ns := m.userns[mp]; ns != nil {
+		ns.refs++
+		return ns.f, nil
+	}
+	if len(m.userns) >= m.maxMaps {
+		return nil, &TooManyMapsError{Max: m.maxMaps, Map: mp}
 	}
 	f, err := m.mkNS(mp)
 	if err != nil {
 		return nil, &UnsupportedError{Op: "user namespace", Err: err, IDMap: true}
 	}
-	m.userns[mp] = f
+	m.userns[mp] = &userns{f: f, refs: 1}
 	return f, nil
+}
+
+// release uncounts a use of map mp (nothing for nil); the last one closes
+// its user namespace. A view made with it keeps the namespace alive in the
+// kernel as long as the view is mounted, without a descriptor.
+func (m *Manager) release(mp *Map) {
+	if mp == nil {
+		return
+	}
+	m.nsMu.Lock()
+	defer m.nsMu.Unlock()
+	ns := m.userns[*mp]
+	if ns == nil {
+		return
+	}
+	if ns.refs--; ns.refs == 0 {
+		ns.f.Close()
+		delete(m.userns, *mp)
+	}
+}
+
+// TooManyMapsError refuses a view with an id map beyond the MaxMaps in use.
+type TooManyMapsError struct {
+	Max int
+	Map Map
+}
+
+func (e *TooManyMapsError) Error() string {
+	return fmt.Sprintf("cannot show a directory owned by %d:%d as %d:%d: %d distinct uid/gid maps are in use, "+
+		"the most portal-volume keeps at once; stop containers whose volumes have other uid/gid values first",
+		e.Map.Disk.UID, e.Map.Disk.GID, e.Map.App.UID, e.Map.App.GID, e.Max)
 }
 
 // UnsupportedError says that the kernel or the file system cannot make a
@@ -394,8 +569,8 @@ func (e *UnsupportedError) Error() string {
 func (e *UnsupportedError) Unwrap() error { return e.Err }
 
 // name is the view's directory name: fixed length, whatever the volume
-// name and mount ID hold.
-func name(volume, id string) string {
-	h := sha256.Sum256([]byte(volume + "\x00" + id))
+// name holds.
+func name(volume string) string {
+	h := sha256.Sum256([]byte(volume))
 	return hex.EncodeToString(h[:16])
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/portal/portal-volume/driver/tree"
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
@@ -115,7 +116,7 @@ func owner(t *testing.T, path string) (uid, gid uint32, mode os.FileMode) {
 // TestIDMaps: the disk id is the namespace's inside id, the app's id its
 // outside one, one id each and nothing else.
 func TestIDMaps(t *testing.T) {
-	uids, gids := Map{Disk: Owner{2000, 2001}, App: Owner{1000, 1001}}.idMaps()
+	uids, gids := Map{Disk: tree.Owner{UID: 2000, GID: 2001}, App: tree.Owner{UID: 1000, GID: 1001}}.idMaps()
 	if len(uids) != 1 || uids[0] != (syscall.SysProcIDMap{ContainerID: 2000, HostID: 1000, Size: 1}) {
 		t.Errorf("uid map %+v, want [2000 1000 1]", uids)
 	}
@@ -129,7 +130,7 @@ func TestIDMaps(t *testing.T) {
 // another uid is not mapped and cannot write.
 func TestIDMappedView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Kind{IDMap: true, UID: 1000, GID: 1000})
+	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestIDMappedView(t *testing.T) {
 func TestReadOnlyView(t *testing.T) {
 	m, dir, fd := fixture(t)
 	testutil.Write(t, filepath.Join(dir, "f"), "data\n")
-	path, err := m.Mount("vol", "id1", fd, Kind{ReadOnly: true})
+	path, err := m.Mount("vol", "id1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestReadOnlyView(t *testing.T) {
 // leaves on disk, and that nothing runs set-uid through the view.
 func TestSetuidThroughView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Kind{IDMap: true, UID: 1000, GID: 1000})
+	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,34 +190,54 @@ func TestSetuidThroughView(t *testing.T) {
 	t.Logf("on disk: %v", mode)
 }
 
-// TestMultiplicity: a view per (volume, ID), counted; the last Unmount
-// removes it.
+// TestMultiplicity: one view per volume, shared by its mount IDs and
+// counted with multiplicity; the last Unmount removes it, and a view of
+// another volume is another.
 func TestMultiplicity(t *testing.T) {
 	m, _, fd := fixture(t)
-	k := Kind{ReadOnly: true}
-	p1, err := m.Mount("vol", "a", fd, k)
+	a := Attrs{ReadOnly: true}
+	p1, err := m.Mount("vol", "a", fd, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, _ := m.Mount("vol", "a", fd, k)
-	p3, _ := m.Mount("vol", "b", fd, k)
-	if p1 != p2 || p1 == p3 {
-		t.Fatalf("paths %s %s %s: want one per ID", p1, p2, p3)
+	p2, _ := m.Mount("vol", "a", fd, a)
+	p3, _ := m.Mount("vol", "b", fd, a)
+	other, _ := m.Mount("other", "a", fd, a)
+	if p1 != p2 || p1 != p3 || p1 == other {
+		t.Fatalf("paths %s %s %s %s: want one per volume", p1, p2, p3, other)
 	}
-	if n := m.Live("vol"); n != 2 {
-		t.Errorf("Live = %d, want 2", n)
+	if n := len(mountsBelow(t, m.Dir())); n != 2 {
+		t.Errorf("%d mounts for two volumes' views, want 2", n)
+	}
+	if n := m.Live("vol"); n != 3 {
+		t.Errorf("Live = %d, want 3", n)
+	}
+	if known, _ := m.Unmount("vol", "c"); known {
+		t.Error("Unmount of an ID never mounted reports it known")
 	}
 	for i, want := range []int{2, 1, 0} {
-		id := []string{"a", "a", "b"}[i]
+		id := []string{"a", "b", "a"}[i]
 		if known, err := m.Unmount("vol", id); !known || err != nil {
 			t.Fatalf("Unmount %s: %v %v", id, known, err)
 		}
 		if n := m.Live("vol"); n != want {
 			t.Errorf("after unmount %d: Live = %d, want %d", i, n, want)
 		}
+		if got := len(mountsBelow(t, m.Dir())); got != 1+min(want, 1) {
+			t.Errorf("after unmount %d: %d views mounted, want %d", i, got, 1+min(want, 1))
+		}
 	}
 	if known, _ := m.Unmount("vol", "a"); known {
 		t.Error("Unmount of a gone view reports it known")
+	}
+	if _, err := m.Unmount("other", "a"); err != nil {
+		t.Fatal(err)
+	}
+	// The directories stay for the next views, until the volumes go.
+	for _, v := range []string{"vol", "other"} {
+		if err := m.Forget(v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if left := mountsBelow(t, m.Dir()); len(left) > 0 {
 		t.Errorf("left: %v", left)
@@ -242,10 +263,10 @@ func TestReconcile(t *testing.T) {
 	}
 	fd, _ := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	defer unix.Close(fd)
-	if _, err := m.Mount("a", "1", fd, Kind{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("a", "1", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	stacked, err := m.Mount("b", "1", fd, Kind{ReadOnly: true})
+	stacked, err := m.Mount("b", "1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +294,9 @@ func TestReconcile(t *testing.T) {
 	if ents, _ := os.ReadDir(views); len(ents) != 1 || ents[0].Name() != "stray" {
 		t.Errorf("left in the views directory: %v, want only the stray file", ents)
 	}
-	if n := strings.Count(buf.String(), "stale view removed"); n != 3 {
-		t.Errorf("%d stale views logged, want 3:\n%s", n, buf)
+	// Three mounts in two directories; the empty directory goes unsaid.
+	if n := strings.Count(buf.String(), "stale view removed"); n != 2 {
+		t.Errorf("%d stale views logged, want 2:\n%s", n, buf)
 	}
 	if !strings.Contains(buf.String(), "could not remove a stale view") || !strings.Contains(buf.String(), "stray") {
 		t.Errorf("the stray file is not reported:\n%s", buf)
@@ -284,7 +306,7 @@ func TestReconcile(t *testing.T) {
 // TestDropAll: every view goes, and the counts with them.
 func TestDropAll(t *testing.T) {
 	m, _, fd := fixture(t)
-	if _, err := m.Mount("vol", "a", fd, Kind{ReadOnly: true}); err != nil {
+	if _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.DropAll(); err != nil {
@@ -304,19 +326,19 @@ func TestDropAll(t *testing.T) {
 // TestRootOwnedRefused: no app id is ever mapped onto root on disk.
 func TestRootOwnedRefused(t *testing.T) {
 	m, dir, fd := fixture(t)
-	for _, o := range []Owner{{0, 2000}, {2000, 0}} {
+	for _, o := range []tree.Owner{{UID: 0, GID: 2000}, {UID: 2000, GID: 0}} {
 		if err := os.Chown(dir, int(o.UID), int(o.GID)); err != nil {
 			t.Fatal(err)
 		}
 		var re *RootOwnedError
-		if err := m.Check(fd, Kind{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
+		if err := m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
 			t.Errorf("Check of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
-		if _, err := m.Mount("vol", "a", fd, Kind{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
+		if _, err := m.Mount("vol", "a", fd, Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
 			t.Errorf("Mount of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
 	}
-	if err := m.Check(fd, Kind{ReadOnly: true}, Owner{}); err != nil {
+	if err := m.Check(fd, Attrs{ReadOnly: true}, tree.Owner{}); err != nil {
 		t.Errorf("a read-only view of a root-owned directory: %v", err)
 	}
 }
@@ -335,12 +357,12 @@ func TestNoIDMapFileSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	err = m.Check(fd, Kind{IDMap: true, UID: 1000, GID: 1000}, Owner{2000, 2000})
+	err = m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, tree.Owner{UID: 2000, GID: 2000})
 	var ue *UnsupportedError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "uid/gid on a shared or tree volume needs idmapped mounts") {
 		t.Errorf("Check on ramfs: %v", err)
 	}
-	if err := m.Check(fd, Kind{ReadOnly: true}, Owner{2000, 2000}); err != nil {
+	if err := m.Check(fd, Attrs{ReadOnly: true}, tree.Owner{UID: 2000, GID: 2000}); err != nil {
 		t.Errorf("a read-only view on ramfs: %v", err)
 	}
 }
