@@ -22,6 +22,10 @@ import (
 )
 
 func main() {
+	if isVersionFlag(os.Args[1:]) {
+		printVersion(os.Stdout)
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "appjson" {
 		os.Exit(runAppJSON(os.Args[2:], os.Stdout, os.Stderr))
 	}
@@ -42,6 +46,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	log := newLogger(s, stdout)
+	log.WithFields(versionFields()).Info("portal-volume starting")
 	if getenv("GOMEMLIMIT") == "" {
 		// A List of 100,000 volumes builds ~11 MB of JSON in buffers that
 		// stay pooled; with GOGC's default the heap then grows to twice
