@@ -39,6 +39,10 @@ type settings struct {
 	// SharedOwner is given to the shared directories the plugin makes;
 	// nil: root.
 	SharedOwner *view.Owner
+	// HostRoot is where the host's / is mounted (the managed plugin); the
+	// tree is then DataSource, a host path, mounted at Root (see tree.go).
+	HostRoot   string
+	DataSource string
 }
 
 var anonymousPolicies = []string{spec.Delete, spec.Keep, spec.Refuse}
@@ -67,6 +71,8 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	engine := fs.String("engine-start", env("ENGINE_START", "activate"), "what tells a new engine: activate (Plugin.Activate; legacy) or plugin-start (every start of the plugin; managed) (env ENGINE_START)")
 	views := fs.String("views", env("VIEWS_DIR", "/run/portal-volume/views"), "directory for the views (access=ro, uid/gid on shared and tree volumes), outside the root (env VIEWS_DIR)")
 	sharedOwner := fs.String("shared-owner", env("SHARED_OWNER", ""), "UID:GID given to the shared directories the plugin makes, so that id-mapped views of them can be made; empty: root (env SHARED_OWNER)")
+	hostRoot := fs.String("host-root", env("HOST_ROOT", ""), "where the host's / is mounted (the managed plugin): the tree is then --data-source, mounted at --root (env HOST_ROOT)")
+	dataSource := fs.String("data-source", env("DATA_SOURCE", ""), "with --host-root: the Portal tree's path on the host (env DATA_SOURCE)")
 	if err := fs.Parse(args); err != nil {
 		return settings{}, err
 	}
@@ -75,7 +81,10 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	}
 	var s settings
 	var err error
-	if s.Root, err = parseRoot(*root); err != nil {
+	if s.HostRoot, s.DataSource, err = parseHostRoot(*hostRoot, *dataSource); err != nil {
+		return settings{}, err
+	}
+	if s.Root, err = parseRoot(*root, s.HostRoot != ""); err != nil {
 		return settings{}, err
 	}
 	if s.Socket, err = parseSocket(*socket); err != nil {
@@ -108,9 +117,13 @@ func parseSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	return s, nil
 }
 
-func parseRoot(v string) (string, error) {
+// parseRoot: a root the plugin mounts itself (mounted) need not exist yet.
+func parseRoot(v string, mounted bool) (string, error) {
 	if !filepath.IsAbs(v) {
 		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an absolute path", v)
+	}
+	if mounted {
+		return filepath.Clean(v), nil
 	}
 	fi, err := os.Stat(v)
 	if err != nil {
@@ -120,6 +133,24 @@ func parseRoot(v string) (string, error) {
 		return "", fmt.Errorf("setting --root (PORTAL_ROOT) = %q: want an existing directory, not a file", v)
 	}
 	return filepath.Clean(v), nil
+}
+
+// parseHostRoot: an empty data source is left to the start, which explains
+// it (see mountTree).
+func parseHostRoot(hostRoot, source string) (string, string, error) {
+	if hostRoot == "" {
+		if source != "" {
+			return "", "", fmt.Errorf("setting --data-source (DATA_SOURCE) = %q: only with --host-root (the managed plugin); the host daemon serves --root", source)
+		}
+		return "", "", nil
+	}
+	if !filepath.IsAbs(hostRoot) {
+		return "", "", fmt.Errorf("setting --host-root (HOST_ROOT) = %q: want an absolute path", hostRoot)
+	}
+	if source != "" && (!filepath.IsAbs(source) || filepath.Clean(source) != source || source == "/") {
+		return "", "", fmt.Errorf("setting --data-source (DATA_SOURCE) = %q: want a clean absolute path on the host, other than /, such as /home/portal/user_data", source)
+	}
+	return filepath.Clean(hostRoot), source, nil
 }
 
 func parseSocket(v string) (string, error) {
