@@ -81,6 +81,11 @@ func newLogger(s settings, out io.Writer) *logrus.Logger {
 // serve loads the state, then takes the socket, then tells systemd it is
 // ready: the first request is answered from the loaded state.
 func serve(s settings, log *logrus.Logger) error {
+	if s.HostRoot != "" {
+		if err := mountTree(s.HostRoot, s.DataSource, s.Root, log); err != nil {
+			return holdRefusal(err, log)
+		}
+	}
 	d, err := driver.New(driver.Config{Root: s.Root, SharedNames: s.Shared, Anonymous: s.Anonymous, Log: log,
 		ViewsDir: s.Views, SharedOwner: s.SharedOwner})
 	if err != nil {
