@@ -52,6 +52,10 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "--shared-owner", "0:2000"}, nil, []string{"--shared-owner", `"0:2000"`, "UID:GID"}},
 		{[]string{"--root", root, "--shared-owner", "2000"}, nil, []string{"--shared-owner", `"2000"`}},
 		{[]string{"--root", root}, map[string]string{"SHARED_OWNER": "2000:x"}, []string{"SHARED_OWNER", `"2000:x"`}},
+		{[]string{"--root", root, "--data-source", root}, nil, []string{"--data-source", "only with --host-root"}},
+		{[]string{"--root", root, "--host-root", "mnt/host"}, nil, []string{"--host-root", `"mnt/host"`, "absolute"}},
+		{[]string{"--root", "/mnt/pv/tree", "--host-root", "/mnt/host"}, map[string]string{"DATA_SOURCE": "srv/p"}, []string{"DATA_SOURCE", `"srv/p"`, "clean absolute path"}},
+		{[]string{"--root", "/mnt/pv/tree", "--host-root", "/mnt/host", "--data-source", "/"}, nil, []string{"--data-source", `"/"`, "other than /"}},
 		{[]string{"--bogus"}, nil, []string{"bogus"}},
 	} {
 		var stdout, stderr bytes.Buffer
