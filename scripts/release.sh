@@ -66,14 +66,27 @@ done
 # the other one makes its own with this script.
 VERSION=$version COMMIT=$commit GOARCH=$engine_arch scripts/plugin-rootfs.sh "$work/plugin" >/dev/null
 tar -C "$work/plugin" -czf "$out/portal-volume-plugin-$version-linux-$engine_arch.tar.gz" config.json rootfs
-docker plugin create "$plugin" "$work/plugin" >/dev/null
+# The engine refuses to create a plugin whose content its store holds: the
+# same plugin under another name, or one just removed, until the engine's
+# collector has run. So the tags are made one after the other, with a wait.
+create() {
+  local out
+  for _ in $(seq 150); do
+    out=$(docker plugin create "$1" "$work/plugin" 2>&1) && return 0
+    case $out in *"already exists"*) sleep 0.2 ;; *) break ;; esac
+  done
+  echo "release.sh: docker plugin create $1: $out" >&2
+  return 1
+}
+create "$plugin"
 if [ -n "$registry" ]; then
-  docker plugin push "$plugin" >/dev/null
   latest=$registry/portal-volume:latest
-  docker plugin rm -f "$latest" >/dev/null 2>&1 || true
-  docker plugin create "$latest" "$work/plugin" >/dev/null
+  docker plugin push "$plugin" >/dev/null
+  docker plugin rm "$plugin" >/dev/null
+  create "$latest"
   docker plugin push "$latest" >/dev/null
-  docker plugin rm -f "$latest" >/dev/null
+  docker plugin rm "$latest" >/dev/null
+  create "$plugin"
 fi
 
 # The packages: the units as the repository has them, the binary where a
