@@ -152,7 +152,7 @@ func (r *releaseRun) start(t *testing.T) {
 		"rel-owned": {"app=rel", "path=/owned", "uid=1000", "gid=1000"},
 		"rel-media": {"shared=media"},
 		"rel-tree":  {"tree=service_data"},
-		"rel-ro":    {"app=rel", "path=/data", "access=ro"},
+		"rel-ro":    {"app=relro", "path=/data", "access=ro"},
 		"rel_again": nil,
 	}
 	for name, opts := range vols {
@@ -187,9 +187,9 @@ func (r *releaseRun) start(t *testing.T) {
 		r.anon = append(r.anon, m.Name)
 		t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", m.Name) })
 	}
-	// The read-only view: reads the writer's file, and must not write.
+	// The read-only view: read, and never written.
 	id = mustDocker(t, "run", "-d", "-v", "rel-ro:/v", image, "sh", "-c",
-		`while :; do tail -n 1 /v/rel_data.log >/dev/null || echo "read failed"; touch /v/x 2>/dev/null && echo "wrote to ro"; usleep 50000; done`)
+		`while :; do ls /v >/dev/null || echo "read failed"; touch /v/x 2>/dev/null && echo "wrote to ro"; usleep 50000; done`)
 	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
 	r.writers[""] = id
 	// Restarted by the engine every second or so, as a crashing app is.
@@ -397,6 +397,17 @@ func (r *releaseRun) installMissingTree(t *testing.T) {
 	if enabled, _ := docker("plugin", "inspect", "-f", "{{.Enabled}}", name); strings.TrimSpace(enabled) == "true" {
 		t.Error("the plugin with a missing tree is enabled")
 	}
+	// The engine keeps the plugin it could not enable: the fix is to
+	// remove it and install again with the right tree.
+	mustDocker(t, "plugin", "rm", "-f", name)
+	tree := t.TempDir()
+	mustDocker(t, "plugin", "install", "--grant-all-permissions", "--alias", name, r.reg+"/portal-volume:latest", "DATA_SOURCE="+tree)
+	mustDocker(t, "volume", "create", "-d", name, "fresh_data")
+	mustDocker(t, "volume", "rm", "fresh_data")
+	if _, err := os.Stat(filepath.Join(tree, "app_data/fresh/data")); err != nil {
+		t.Errorf("the fresh install's volume: %v", err)
+	}
+	mustDocker(t, "plugin", "disable", name)
 }
 
 // finish: once the containers are gone, the engine removes the volumes;

@@ -14,22 +14,23 @@ mount --rbind /dev "$r/dev"
 mount -t proc proc "$r/proc"
 mount -t tmpfs tmpfs "$r/run"
 mount -t tmpfs tmpfs "$r/tmp"
-in() { chroot "$r" "$@"; }
+inroot() { chroot "$r" "$@"; }
 
 cp "$deb" "$r/tmp/"
 echo "== dpkg -i $(basename "$deb")"
-in dpkg -i "/tmp/$(basename "$deb")"
+inroot dpkg -i "/tmp/$(basename "$deb")"
 echo "== portal-volume --version"
-in portal-volume --version
+inroot portal-volume --version
 echo "== systemd-analyze verify"
-in systemd-analyze verify /lib/systemd/system/portal-volume.socket /lib/systemd/system/portal-volume.service
+inroot systemd-analyze verify /lib/systemd/system/portal-volume.socket /lib/systemd/system/portal-volume.service
 echo "verify: ok"
 [ -L "$r/etc/systemd/system/sockets.target.wants/portal-volume.socket" ] && echo "socket enabled: ok"
 
 # A tree with a state the installed daemon made, and data.
 mkdir -p "$r$tree/app_data/app/data"
 echo data >"$r$tree/app_data/app/data/f"
-in portal-volume --root "$tree" --socket /run/pv-test.sock --views /run/pv-views & pid=$!
+# chroot execs the daemon: $! is its pid.
+chroot "$r" portal-volume --root "$tree" --socket /run/pv-test.sock --views /run/pv-views & pid=$!
 for _ in $(seq 200); do [ -S "$r/run/pv-test.sock" ] && break; sleep 0.05; done
 [ -S "$r/run/pv-test.sock" ] || { echo "the installed daemon did not start"; exit 1; }
 kill -TERM $pid; wait $pid || true
@@ -37,7 +38,7 @@ kill -TERM $pid; wait $pid || true
 snapshot() { (cd "$r$tree" && find . -printf '%p %y %m %U:%G %s %T@\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 before=$(snapshot)
 echo "== dpkg --purge portal-volume"
-in dpkg --purge portal-volume
+inroot dpkg --purge portal-volume
 after=$(snapshot)
 if [ "$before" = "$after" ]; then echo "tree and state unchanged by purge: ok"; else diff <(echo "$before") <(echo "$after"); exit 1; fi
 if [ ! -e "$r/usr/bin/portal-volume" ] && [ ! -e "$r/lib/systemd/system/portal-volume.socket" ] && [ ! -L "$r/etc/systemd/system/sockets.target.wants/portal-volume.socket" ]; then
