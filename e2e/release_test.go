@@ -248,7 +248,17 @@ func (r *releaseRun) upgrade(t *testing.T, ref string, extra func()) {
 	t.Helper()
 	start := time.Now()
 	mustDocker(t, "plugin", "disable", "-f", releaseName)
-	mustDocker(t, "plugin", "upgrade", "--grant-all-permissions", releaseName, ref)
+	// The CLI asks whenever the reference changes, the tag included, and
+	// a no leaves the plugin as it was (with exit status 0): the answer
+	// is y, as a user types it.
+	upgrade := exec.Command("docker", "plugin", "upgrade", "--grant-all-permissions", releaseName, ref)
+	upgrade.Stdin = strings.NewReader("y\n")
+	if out, err := upgrade.CombinedOutput(); err != nil {
+		t.Fatalf("docker plugin upgrade: %v\n%s", err, out)
+	}
+	if got := mustDocker(t, "plugin", "inspect", "-f", "{{.PluginReference}}", releaseName); got != ref {
+		t.Fatalf("after docker plugin upgrade to %s the plugin is %s", ref, got)
+	}
 	if extra != nil {
 		extra()
 	}
@@ -369,10 +379,18 @@ func (r *releaseRun) upgradeToAnotherName(t *testing.T) {
 	cmd := exec.Command("docker", "plugin", "upgrade", "--grant-all-permissions", releaseName, r.reg+"/another-plugin:1.0.0")
 	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.CombinedOutput()
-	t.Logf("docker plugin upgrade to another name: %v\n%s", err, out)
-	if err == nil && !strings.Contains(string(out), "cancel") {
-		t.Errorf("upgrade to a plugin of another name went ahead: %s", out)
+	t.Logf("docker plugin upgrade to another name, no answer: %v\n%s", err, out)
+	if !strings.Contains(string(out), "Plugin images do not match, are you sure?") {
+		t.Errorf("upgrade to a plugin of another name did not ask: %s", out)
 	}
+	// The install script checks the name itself, before anything.
+	script := exec.Command("bash", "scripts/install-managed.sh", r.reg+"/another-plugin:1.0.0")
+	script.Dir = repoRoot
+	out, err = script.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is another plugin than portal-volume ("+r.reg+"/portal-volume:1.0.0-e2e.2)") {
+		t.Errorf("install-managed.sh to another name: %v %s", err, out)
+	}
+	t.Logf("install-managed.sh %s/another-plugin:1.0.0: %v\n%s", r.reg, err, out)
 	if after := mustDocker(t, "plugin", "inspect", "-f", "{{.PluginReference}} {{.Config.Description}}", releaseName); after != before {
 		t.Errorf("the plugin changed: %s, was %s", after, before)
 	}

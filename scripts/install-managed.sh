@@ -56,7 +56,8 @@ if [ -z "$data" ] && ! grep -q '^DATA_SOURCE=' <<<"$env"; then
 fi
 # disable -f: Docker refuses to disable a plugin whose volumes exist.
 docker plugin disable -f "$name" >/dev/null 2>&1 || true
-docker plugin upgrade --grant-all-permissions "$name" "$ref"
+# Our own name check is above; the CLI would ask for any other tag too.
+docker plugin upgrade --grant-all-permissions --skip-remote-check "$name" "$ref"
 [ -z "$data" ] || docker plugin set "$name" DATA_SOURCE="$data"
 docker plugin enable "$name"
 echo "managed plugin $name upgraded to $ref"
