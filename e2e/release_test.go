@@ -288,6 +288,14 @@ func (r *releaseRun) check(t *testing.T, version string) {
 		})
 		t.Logf("%s: %d lines at the upgrade's start, %d now, none lost", file, r.counts[file], n)
 	}
+	// A restart that fell into the upgrade failed (the volume's driver was
+	// away), and dockerd does not retry a restart that failed to start:
+	// the container stays exited until started.
+	if st := mustDocker(t, "inspect", "-f", "{{.State.Status}}", r.restarts); st == "exited" {
+		t.Logf("the container with a restart policy was left %s by the engine: %s; docker start brings it back",
+			st, mustDocker(t, "inspect", "-f", "{{.State.Error}}", r.restarts))
+		mustDocker(t, "start", r.restarts)
+	}
 	waitFor(t, "the container with a restart policy to run again", 60*time.Second, func() error {
 		if s := mustDocker(t, "inspect", "-f", "{{.State.Status}}", r.restarts); s != "running" {
 			return fmt.Errorf("%s", s)
