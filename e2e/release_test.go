@@ -192,8 +192,9 @@ func (r *releaseRun) start(t *testing.T) {
 		`while :; do ls /v >/dev/null || echo "read failed"; touch /v/x 2>/dev/null && echo "wrote to ro"; usleep 50000; done`)
 	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
 	r.writers[""] = id
-	// Restarted by the engine every second or so, as a crashing app is.
-	r.restarts = mustDocker(t, "run", "-d", "--restart", "always", "-v", "rel_again:/v", image, "sh", "-c", `date +%s.%N >> /v/starts; usleep 1000000; exit 1`)
+	// Restarted by the engine as a crashing app is: it fails every 12 s,
+	// long enough for the engine to restart it at once each time.
+	r.restarts = mustDocker(t, "run", "-d", "--restart", "always", "-v", "rel_again:/v", image, "sh", "-c", `date +%s.%N >> /v/starts; usleep 12000000; exit 1`)
 	t.Cleanup(func() { _, _ = docker("rm", "-f", r.restarts) })
 	waitFor(t, "every writer's first lines", 30*time.Second, func() error {
 		for file, id := range r.writers {
