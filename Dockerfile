@@ -15,11 +15,15 @@ ENTRYPOINT ["/portal-volume"]
 
 ARG GO_IMAGE=golang:1.26-bookworm
 FROM ${GO_IMAGE} AS build
+# The stamp: the build context has no .git, so the caller gives it
+# (scripts/plugin-rootfs.sh passes what scripts/build.sh would use).
+ARG VERSION=unstamped
+ARG COMMIT=unknown
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/portal-volume ./plugin
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT" -o /out/portal-volume ./plugin
 
 FROM scratch AS plugin
 COPY --from=build /out/portal-volume /portal-volume

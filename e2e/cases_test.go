@@ -343,21 +343,25 @@ var cases = []struct {
 		if e.mode != "managed" {
 			t.Skip("managed mode only")
 		}
-		// data.source moves the plugin to another tree; LOG_LEVEL=info
+		// DATA_SOURCE moves the plugin to another tree (an empty one only
+		// with its state directory made first, on purpose); LOG_LEVEL=info
 		// silences the per-request debug lines.
 		other := t.TempDir()
+		if err := os.Mkdir(filepath.Join(other, ".portal-volume"), 0o700); err != nil {
+			t.Fatal(err)
+		}
 		mustDocker(t, "plugin", "disable", "-f", driverName)
 		t.Cleanup(func() {
 			_, _ = docker("plugin", "disable", "-f", driverName)
-			_, _ = docker("plugin", "set", driverName, "data.source="+e.Root(), "LOG_LEVEL=debug")
+			_, _ = docker("plugin", "set", driverName, "DATA_SOURCE="+e.Root(), "LOG_LEVEL=debug")
 			_, _ = docker("plugin", "enable", driverName)
 		})
-		mustDocker(t, "plugin", "set", driverName, "data.source="+other, "LOG_LEVEL=info")
+		mustDocker(t, "plugin", "set", driverName, "DATA_SOURCE="+other, "LOG_LEVEL=info")
 		mustDocker(t, "plugin", "enable", driverName)
 		e.mustCreate(t, "moved_data")
 		e.run(t, "-v", "moved_data:/v", image, "sh", "-c", "echo there > /v/f")
 		if got := readFile(t, filepath.Join(other, "app_data/moved/data/f")); got != "there\n" {
-			t.Errorf("file in the new data.source = %q", got)
+			t.Errorf("file in the new DATA_SOURCE = %q", got)
 		}
 		wantGone(t, e.host("app_data/moved"))
 		if daemon != nil {

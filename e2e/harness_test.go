@@ -171,7 +171,12 @@ func (p *managedPlugin) install(t *testing.T) {
 		dir = pluginDir
 	}
 	mustDocker(t, "plugin", "create", driverName, dir)
-	mustDocker(t, "plugin", "set", driverName, "data.source="+p.root, "LOG_LEVEL=debug")
+	// Releases before DATA_SOURCE took the tree as the mount data.source.
+	tree := "DATA_SOURCE=" + p.root
+	if conf, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil && !strings.Contains(string(conf), `"DATA_SOURCE"`) {
+		tree = "data.source=" + p.root
+	}
+	mustDocker(t, "plugin", "set", driverName, tree, "LOG_LEVEL=debug")
 	mustDocker(t, "plugin", "enable", driverName)
 }
 

@@ -22,6 +22,10 @@ import (
 )
 
 func main() {
+	if isVersionFlag(os.Args[1:]) {
+		printVersion(os.Stdout)
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "appjson" {
 		os.Exit(runAppJSON(os.Args[2:], os.Stdout, os.Stderr))
 	}
@@ -45,6 +49,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	log := newLogger(s, stdout)
+	log.WithFields(versionFields()).Info("portal-volume starting")
 	if getenv("GOMEMLIMIT") == "" {
 		// A List of 100,000 volumes builds ~11 MB of JSON in buffers that
 		// stay pooled; with GOGC's default the heap then grows to twice
@@ -79,6 +84,11 @@ func newLogger(s settings, out io.Writer) *logrus.Logger {
 // serve loads the state, then takes the socket, then tells systemd it is
 // ready: the first request is answered from the loaded state.
 func serve(s settings, log *logrus.Logger) error {
+	if s.HostRoot != "" {
+		if err := mountTree(s.HostRoot, s.DataSource, s.Driver.Root, log); err != nil {
+			return holdRefusal(err, log)
+		}
+	}
 	cfg := s.Driver
 	cfg.Log = log
 	d, err := driver.New(cfg)

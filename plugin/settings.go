@@ -36,6 +36,11 @@ type settings struct {
 	// managed plugin, which the engine starts afresh and never sends
 	// Plugin.Activate); otherwise only Plugin.Activate tells.
 	EngineAtStart bool
+	// HostRoot is where the host's / is mounted (the managed plugin); the
+	// tree is then DataSource, a host path, mounted at the root (see
+	// tree.go).
+	HostRoot   string
+	DataSource string
 }
 
 // setting is one row of settingsTable: a flag, its environment twin (what
@@ -93,11 +98,43 @@ var (
 // doc to this table.
 var settingsTable = []setting{
 	{
+		flag: "host-root", env: "HOST_ROOT", def: "",
+		help:    "where the host's / is mounted (the managed plugin): the tree is then --data-source, mounted at --root",
+		managed: notInManifest, // config.json's entrypoint passes the flag: env from a new config.json never reaches an upgraded plugin
+		parse: func(v string, s *settings) error {
+			if v != "" && !filepath.IsAbs(v) {
+				return errWantAbsolute
+			}
+			if v != "" {
+				s.HostRoot = filepath.Clean(v)
+			}
+			return nil
+		},
+	},
+	{
+		flag: "data-source", env: "DATA_SOURCE", def: "",
+		help:    "with --host-root: the Portal tree's path on the host",
+		managed: managedEnv{settable: true, value: "/home/portal/user_data", ownValue: true},
+		// An empty data source under --host-root is left to the start,
+		// which explains it (see mountTree).
+		parse: func(v string, s *settings) error {
+			switch {
+			case v == "":
+			case s.HostRoot == "":
+				return errors.New("only with --host-root (the managed plugin); the host daemon serves --root")
+			case !filepath.IsAbs(v) || filepath.Clean(v) != v || v == "/":
+				return errors.New("want a clean absolute path on the host, other than /, such as /home/portal/user_data")
+			}
+			s.DataSource = v
+			return nil
+		},
+	},
+	{
 		flag: "root", env: "PORTAL_ROOT", def: "/home/portal/user_data",
 		help:    "the Portal tree",
 		managed: fixed("/mnt/pv/tree"),
 		parse: func(v string, s *settings) (err error) {
-			s.Driver.Root, err = rootDir(v)
+			s.Driver.Root, err = rootDir(v, s.HostRoot != "")
 			return err
 		},
 	},
@@ -267,9 +304,13 @@ func parseSocket(v string) (string, error) {
 	return s.Socket, err
 }
 
-func rootDir(v string) (string, error) {
+// rootDir: a root the plugin mounts itself (mounted) need not exist yet.
+func rootDir(v string, mounted bool) (string, error) {
 	if !filepath.IsAbs(v) {
 		return "", errWantAbsolute
+	}
+	if mounted {
+		return filepath.Clean(v), nil
 	}
 	fi, err := os.Stat(v)
 	if err != nil {

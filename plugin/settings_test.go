@@ -57,6 +57,10 @@ func TestBadSettings(t *testing.T) {
 		{[]string{"--root", root, "--usage-interval", "daily"}, nil, []string{"--usage-interval", `"daily"`, "24h", "0 to measure none"}},
 		{[]string{"--root", root, "--usage-interval", "-1h"}, nil, []string{"--usage-interval", `"-1h"`}},
 		{[]string{"--root", root}, map[string]string{"USAGE_INTERVAL": "10ms"}, []string{"USAGE_INTERVAL", `"10ms"`, "at least 1s"}},
+		{[]string{"--root", root, "--data-source", root}, nil, []string{"--data-source", "only with --host-root"}},
+		{[]string{"--root", root, "--host-root", "mnt/host"}, nil, []string{"--host-root", `"mnt/host"`, "absolute"}},
+		{[]string{"--root", "/mnt/pv/tree", "--host-root", "/mnt/host"}, map[string]string{"DATA_SOURCE": "srv/p"}, []string{"DATA_SOURCE", `"srv/p"`, "clean absolute path"}},
+		{[]string{"--root", "/mnt/pv/tree", "--host-root", "/mnt/host", "--data-source", "/"}, nil, []string{"--data-source", `"/"`, "other than /"}},
 		{[]string{"--bogus"}, nil, []string{"bogus"}},
 	} {
 		var stdout, stderr bytes.Buffer
