@@ -14,9 +14,10 @@ import (
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
-// Cases of Portal's own path: apps run by compose, moved onto the plugin
-// with portal-volume migrate.
-func init() { cases = append(cases, composeCases...) }
+// TestCompose: Portal's own path: apps installed from app.json or run by
+// compose and moved onto the plugin with portal-volume migrate, under each
+// compose client.
+func TestCompose(t *testing.T) { eachMode(t, composeCases) }
 
 // composeClient is one of the compose programs Portal runs: Compose v2
 // first, docker-compose v1 as its fallback.
@@ -185,10 +186,7 @@ func serviceContainer(t *testing.T, project, service string) string {
 	return id
 }
 
-var composeCases = []struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{
+var composeCases = []testCase{
 	{"AppJSONInstall", func(t *testing.T, e *env) {
 		// The subcommand creates a real app.json's volumes through the
 		// plugin's socket and prints the compose override; a container run

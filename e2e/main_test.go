@@ -76,14 +76,24 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// TestEndToEnd runs every case in every mode, each mode against a plugin
-// of its own with a fresh Portal tree.
-func TestEndToEnd(t *testing.T) {
+// testCase is one end-to-end case: the name of its subtest and what it
+// does with the plugin of one mode.
+type testCase struct {
+	name string
+	run  func(t *testing.T, e *env)
+}
+
+// eachMode runs an area's cases, in order, once per mode of
+// PORTAL_E2E_MODES (the subtests legacy and managed): each mode against a
+// fresh engine, when the suite runs its own, and a plugin of its own on a
+// fresh Portal tree, shared by the area's cases.
+func eachMode(t *testing.T, cases []testCase) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			if daemon != nil {
-				// A fresh engine per mode: it forgets the plugins of the
-				// mode before.
+				// A fresh engine: it forgets the plugins it met before
+				// (dockerd waits on a legacy plugin it knew once it is
+				// gone, and one name cannot serve both modes).
 				if err := daemon.restart(); err != nil {
 					t.Fatal(err)
 				}
