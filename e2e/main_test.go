@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,11 @@ func runMain(m *testing.M) int {
 		}
 		daemon = d
 	}
+	if err := readServerVersion(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "e2e: Docker Engine %s (API %s)\n", serverVersion, serverAPI)
 	work, err := os.MkdirTemp("", "portal-volume-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -74,6 +80,45 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// serverVersion and serverAPI are the engine's, as it tells them;
+// serverMajor is the version's first number (20 for 20.10).
+var (
+	serverVersion, serverAPI string
+	serverMajor              int
+)
+
+func readServerVersion() error {
+	out, err := docker("version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}")
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return fmt.Errorf("docker version: %q, want the engine's version and API version", out)
+	}
+	serverVersion, serverAPI = f[0], f[1]
+	major, _, _ := strings.Cut(serverVersion, ".")
+	if serverMajor, err = strconv.Atoi(major); err != nil {
+		return fmt.Errorf("docker version: engine version %q: %w", serverVersion, err)
+	}
+	return nil
+}
+
+// apiAtLeast says whether the engine speaks API 1.minor.
+func apiAtLeast(minor int) bool {
+	_, m, _ := strings.Cut(serverAPI, ".")
+	n, err := strconv.Atoi(m)
+	return err == nil && n >= minor
+}
+
+// needEngine skips t on an engine older than major, saying what it needs.
+func needEngine(t *testing.T, major int, what string) {
+	t.Helper()
+	if serverMajor < major {
+		t.Skipf("%s needs Docker Engine %d or later; this engine is %s (PORTAL_E2E_ENGINE)", what, major, serverVersion)
+	}
 }
 
 // testCase is one end-to-end case: the name of its subtest and what it
