@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portal/portal-volume/internal/engineapi"
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
@@ -25,6 +26,34 @@ import (
 func TestNewerEngines(t *testing.T) { eachMode(t, newerCases) }
 
 var newerCases = []testCase{
+	{"CreateThroughEngineAPI", func(t *testing.T, e *env) {
+		// What an installer's --create can do without the plugin's
+		// socket, in either mode: ask the engine, which finds the plugin.
+		sock, err := engineapi.Socket(os.Getenv("DOCKER_HOST"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", "engapi_data") })
+		opts := map[string]string{"uid": "1000", "gid": "1000", "mode": "0750"}
+		if err := engineapi.CreateVolume(context.Background(), sock, driverName, "engapi_data", opts); err != nil {
+			t.Fatal(err)
+		}
+		wantOwner(t, e.host("app_data/engapi/data"), 1000, 1000, 0o750)
+		if v := e.inspect(t, "engapi_data"); v.Status["uid"] != 1000.0 || v.Status["mode"] != "0750" {
+			t.Errorf("Status %v", v.Status)
+		}
+		// Again with the same options: the engine's answer, not an error.
+		if err := engineapi.CreateVolume(context.Background(), sock, driverName, "engapi_data", opts); err != nil {
+			t.Errorf("the same create again: %v", err)
+		}
+		err = engineapi.CreateVolume(context.Background(), sock, driverName, "engapi-bad", map[string]string{"uid": "abc"})
+		if err == nil || !strings.Contains(err.Error(), `"abc"`) || !strings.Contains(err.Error(), "uid") {
+			t.Errorf("a refused create: %v, want the plugin's error naming uid and \"abc\"", err)
+		}
+		if _, err := docker("volume", "inspect", "engapi-bad"); err == nil {
+			t.Error("the refused volume exists")
+		}
+	}},
 	{"VolumeSubpath", func(t *testing.T, e *env) {
 		needEngine(t, 26, "--mount volume-subpath")
 		// One directory inside each kind of volume: app, shared, tree (a
