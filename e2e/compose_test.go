@@ -551,7 +551,7 @@ services:
 		}
 	}},
 	{"ComposeVolumeSubpath", func(t *testing.T, e *env) {
-		needEngine(t, 26, "compose's volume subpath (--mount volume-subpath)")
+		needAPI(t, 45, "compose's volume subpath (--mount volume-subpath, Docker 26)")
 		// A file manager given one shared directory out of the whole
 		// tree, and an app one directory of its own volume.
 		testutil.Write(t, e.host("shared/documents/e2e-csub/f"), "shared\n")

@@ -82,12 +82,8 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// serverVersion and serverAPI are the engine's, as it tells them;
-// serverMajor is the version's first number (20 for 20.10).
-var (
-	serverVersion, serverAPI string
-	serverMajor              int
-)
+// serverVersion and serverAPI are the engine's, as it tells them.
+var serverVersion, serverAPI string
 
 func readServerVersion() error {
 	out, err := docker("version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}")
@@ -99,10 +95,6 @@ func readServerVersion() error {
 		return fmt.Errorf("docker version: %q, want the engine's version and API version", out)
 	}
 	serverVersion, serverAPI = f[0], f[1]
-	major, _, _ := strings.Cut(serverVersion, ".")
-	if serverMajor, err = strconv.Atoi(major); err != nil {
-		return fmt.Errorf("docker version: engine version %q: %w", serverVersion, err)
-	}
 	return nil
 }
 
@@ -113,11 +105,12 @@ func apiAtLeast(minor int) bool {
 	return err == nil && n >= minor
 }
 
-// needEngine skips t on an engine older than major, saying what it needs.
-func needEngine(t *testing.T, major int, what string) {
+// needAPI skips t on an engine older than API 1.minor (the API version
+// says what an engine can do), saying what needs it.
+func needAPI(t *testing.T, minor int, what string) {
 	t.Helper()
-	if serverMajor < major {
-		t.Skipf("%s needs Docker Engine %d or later; this engine is %s (PORTAL_E2E_ENGINE)", what, major, serverVersion)
+	if !apiAtLeast(minor) {
+		t.Skipf("%s needs API 1.%d; this engine is %s, API %s (PORTAL_E2E_ENGINE)", what, minor, serverVersion, serverAPI)
 	}
 }
 

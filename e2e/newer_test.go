@@ -55,7 +55,7 @@ var newerCases = []testCase{
 		}
 	}},
 	{"VolumeSubpath", func(t *testing.T, e *env) {
-		needEngine(t, 26, "--mount volume-subpath")
+		needAPI(t, 45, "--mount volume-subpath (Docker 26)")
 		// One directory inside each kind of volume: app, shared, tree (a
 		// file manager mounting one shared directory out of the whole
 		// tree) and an access=ro view of a shared directory.
@@ -148,7 +148,7 @@ var newerCases = []testCase{
 		}
 		pluginVolumesKept("prune")
 		if !apiAtLeast(42) {
-			t.Logf("prune --all needs API 1.42 (Docker 23); this engine speaks %s", serverAPI)
+			t.Logf("prune --all needs API 1.42 (Docker 23); this engine is %s, API %s", serverVersion, serverAPI)
 			return
 		}
 		out = mustDocker(t, "volume", "prune", "--all", "-f")
@@ -159,7 +159,7 @@ var newerCases = []testCase{
 		pluginVolumesKept("prune --all")
 	}},
 	{"ClientOfAPI144", func(t *testing.T, e *env) {
-		needEngine(t, 25, "API 1.44")
+		needAPI(t, 44, "a client of API 1.44 (Docker 25)")
 		// A client that speaks only 1.44, and one that speaks the
 		// engine's own version, as a current CLI, Compose or SDK does.
 		for _, v := range []string{"1.44", serverAPI} {
@@ -167,7 +167,7 @@ var newerCases = []testCase{
 			t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", name) })
 			var created inspected
 			engineAPI(t, v, "POST", "/volumes/create", fmt.Sprintf(`{"Name":%q,"Driver":%q,"DriverOpts":{"uid":"1000","gid":"1000"}}`, name, driverName), http.StatusCreated, &created)
-			if !strings.HasPrefix(created.Driver, driverName) || created.Mountpoint == "" {
+			if created.Name != name || !strings.HasPrefix(created.Driver, driverName) {
 				t.Errorf("API %s: volume create answered %+v", v, created)
 			}
 			var got inspected
@@ -176,13 +176,9 @@ var newerCases = []testCase{
 				t.Errorf("API %s: volume inspect Status %v, want uid 1000 and no mounts", v, got.Status)
 			}
 			var list struct{ Volumes []inspected }
-			engineAPI(t, v, "GET", "/volumes?filters="+url.QueryEscape(`{"driver":["`+driverName+`"]}`), "", http.StatusOK, &list)
-			found := false
-			for _, l := range list.Volumes {
-				found = found || l.Name == name
-			}
-			if !found {
-				t.Errorf("API %s: volume list by driver %v lacks %s", v, list.Volumes, name)
+			engineAPI(t, v, "GET", "/volumes?filters="+url.QueryEscape(`{"name":["`+name+`"]}`), "", http.StatusOK, &list)
+			if len(list.Volumes) != 1 || !strings.HasPrefix(list.Volumes[0].Driver, driverName) {
+				t.Errorf("API %s: volume list by name: %+v, want %s of %s", v, list.Volumes, name, driverName)
 			}
 			// A container mounting it, made and run through the API.
 			var c struct{ Id string }
