@@ -59,7 +59,12 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "e2e: Docker Engine %s (API %s)\n", serverVersion, serverAPI)
+	store, err := imageStore()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "e2e: Docker Engine %s (API %s), %s\n", serverVersion, serverAPI, store)
 	work, err := os.MkdirTemp("", "portal-volume-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -96,6 +101,24 @@ func readServerVersion() error {
 	}
 	serverVersion, serverAPI = f[0], f[1]
 	return nil
+}
+
+// imageStore says which image store the engine runs, and fails when it
+// is not the one PORTAL_E2E_IMAGE_STORE asked for.
+func imageStore() (string, error) {
+	out, err := docker("info", "--format", "{{.Driver}} {{json .DriverStatus}}")
+	if err != nil {
+		return "", err
+	}
+	containerd := strings.Contains(out, "io.containerd.snapshotter")
+	driver, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	if daemon != nil && (daemon.engine.imageStore == "containerd") != containerd {
+		return "", fmt.Errorf("PORTAL_E2E_IMAGE_STORE=%q, but the engine's storage is %s", daemon.engine.imageStore, out)
+	}
+	if containerd {
+		return "the containerd image store (snapshotter " + driver + ")", nil
+	}
+	return "the graph driver " + driver, nil
 }
 
 // apiAtLeast says whether the engine speaks API 1.minor.
