@@ -120,6 +120,11 @@ var engineCases = []testCase{
 			}
 			mustDocker(t, "exec", id, "true") // the container lived through it
 			e.logCalls(t, "live-restore: dockerd "+how+" and started again", mark)
+			// Every engine tested leaves the living container's mount
+			// alone: no Unmount (nor Mount) on the way down or up.
+			if calls := e.callsSince(mark, "Mount", "Unmount"); len(calls) > 0 {
+				t.Errorf("live-restore, dockerd %s: the engine sent %v", how, calls)
+			}
 			e.wantMounts(t, "live_data", 1)
 			// Straight to the socket, as a Remove that Docker would not
 			// send: refused, nothing deleted.
@@ -213,6 +218,21 @@ func (e *env) logCalls(t *testing.T, what string, mark int) {
 		}
 	}
 	t.Logf("%s: the plugin saw:\n%s", what, strings.Join(calls, "\n"))
+}
+
+// callsSince lists the calls of the given kinds (such as "Mount") that
+// the plugin logged since mark.
+func (e *env) callsSince(mark int, kinds ...string) []string {
+	log := e.pluginLog()
+	var calls []string
+	for _, l := range strings.Split(log[min(mark, len(log)):], "\n") {
+		for _, k := range kinds {
+			if strings.Contains(l, "call="+k+" ") {
+				calls = append(calls, k)
+			}
+		}
+	}
+	return calls
 }
 
 // socketRemove sends VolumeDriver.Remove straight to the plugin's socket.
