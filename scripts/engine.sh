@@ -10,7 +10,8 @@
 #
 # Cache: ${PORTAL_ENGINE_CACHE:-/var/cache/portal-volume/engines}/<version>.
 # A cached build is reused when its stamp names the same pins. The first
-# build of 29 takes 11-17 minutes on 2 cores; 27 or 28 after it about 5.
+# build of 29 takes 11-17 minutes on 2 idle cores; 27 or 28 after it about
+# 5 (on 2 cores shared with other builds: 47 minutes for 29, 31 for 28).
 # Progress goes to stderr; stdout is the binary directory alone.
 set -euo pipefail
 want=${1:?usage: scripts/engine.sh 20.10|27|28|29}
