@@ -15,9 +15,10 @@ import (
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
-// Cases of Portal's own path: apps run by compose, moved onto the plugin
-// with portal-volume migrate.
-func init() { cases = append(cases, composeCases...) }
+// TestCompose: Portal's own path: apps installed from app.json or run by
+// compose and moved onto the plugin with portal-volume migrate, under each
+// compose client.
+func TestCompose(t *testing.T) { eachMode(t, composeCases) }
 
 // composeClient is one of the compose programs Portal runs: Compose v2
 // first, docker-compose v1 as its fallback.
@@ -186,10 +187,7 @@ func serviceContainer(t *testing.T, project, service string) string {
 	return id
 }
 
-var composeCases = []struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{
+var composeCases = []testCase{
 	{"AppJSONInstall", func(t *testing.T, e *env) {
 		// The subcommand creates a real app.json's volumes through the
 		// plugin's socket and prints the compose override; a container run
@@ -552,5 +550,55 @@ services:
 				}
 			})
 		}
+	}},
+	{"ComposeVolumeSubpath", func(t *testing.T, e *env) {
+		needAPI(t, 45, "compose's volume subpath (--mount volume-subpath, Docker 26)")
+		// A file manager given one shared directory out of the whole
+		// tree, and an app one directory of its own volume.
+		testutil.Write(t, e.host("shared/documents/e2e-csub/f"), "shared\n")
+		t.Cleanup(func() { os.RemoveAll(e.host("shared/documents/e2e-csub")) })
+		testutil.Write(t, e.host("app_data/csub/data/conf/f"), "app\n")
+		file := filepath.Join(t.TempDir(), "docker-compose.yml")
+		testutil.Write(t, file, `services:
+  files:
+    image: `+image+`
+    command: sh -c 'cat /docs/f /conf/f && echo composed > /docs/w'
+    volumes:
+      - type: volume
+        source: tree
+        target: /docs
+        volume:
+          subpath: documents/e2e-csub
+      - type: volume
+        source: data
+        target: /conf
+        volume:
+          subpath: conf
+volumes:
+  tree:
+    driver: `+driverName+`
+    driver_opts:
+      tree: shared
+  data:
+    driver: `+driverName+`
+`)
+		eachCompose(t, func(t *testing.T, c composeClient) {
+			if c.name == "v1" {
+				t.Skip("docker-compose v1 has no volume subpath")
+			}
+			t.Cleanup(func() { _, _ = c.run("csub", []string{file}, "down", "-v") })
+			out := c.mustRun(t, "csub", []string{file}, "run", "--rm", "files")
+			if !strings.Contains(out, "shared\napp") {
+				t.Errorf("the service read %q, want the shared file and the app's", out)
+			}
+			if got := readFile(t, e.host("shared/documents/e2e-csub/w")); got != "composed\n" {
+				t.Errorf("written through the subpath: %q", got)
+			}
+			c.mustRun(t, "csub", []string{file}, "down", "-v")
+			// Tree and app volumes (keep) leave their data.
+			if got := readFile(t, e.host("app_data/csub/data/conf/f")); got != "app\n" {
+				t.Errorf("after down -v: %q", got)
+			}
+		})
 	}},
 }

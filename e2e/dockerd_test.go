@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,9 +26,81 @@ import (
 //   - its log, which holds a managed plugin's output, is the suite's to read.
 type privateDockerd struct {
 	dir    string
+	engine engine
+	config daemonConfig // what daemon.json holds from the next start
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been waited for
 }
+
+// engine is the Docker Engine the suite runs as its own, chosen by
+// PORTAL_E2E_ENGINE and PORTAL_E2E_IMAGE_STORE.
+type engine struct {
+	version string // 20.10 (Debian's docker.io, the default), 27, 28 or 29
+	major   int
+	// bin holds dockerd and what it starts (containerd, its shim, runc,
+	// docker-proxy); scripts/engine.sh builds and caches all but 20.10.
+	bin string
+	// imageStore is "containerd" for the containerd image store (29
+	// only), else "" for the graph driver vfs.
+	imageStore string
+}
+
+// daemonConfig is the engine's daemon.json.
+type daemonConfig struct {
+	LiveRestore bool            `json:"live-restore,omitempty"`
+	Features    map[string]bool `json:"features,omitempty"`
+}
+
+// chooseEngine reads the engine settings and has scripts/engine.sh find
+// or build that engine.
+func chooseEngine() (engine, error) {
+	e := engine{version: os.Getenv("PORTAL_E2E_ENGINE"), imageStore: os.Getenv("PORTAL_E2E_IMAGE_STORE")}
+	if e.version == "" {
+		e.version = "20.10"
+	}
+	switch e.version {
+	case "20.10":
+		e.major = 20
+	case "27", "28", "29":
+		e.major, _ = strconv.Atoi(e.version)
+	default:
+		return e, fmt.Errorf("PORTAL_E2E_ENGINE=%q: want 20.10, 27, 28 or 29", e.version)
+	}
+	switch {
+	case e.imageStore == "":
+	case e.imageStore == "containerd" && e.major >= 29:
+	default:
+		return e, fmt.Errorf("PORTAL_E2E_IMAGE_STORE=%q with PORTAL_E2E_ENGINE=%s: want empty (the graph driver vfs), or containerd on engine 29", e.imageStore, e.version)
+	}
+	cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts", "engine.sh"), e.version)
+	cmd.Stderr = os.Stderr // a first build takes minutes: show its progress
+	out, err := cmd.Output()
+	if err != nil {
+		return e, fmt.Errorf("scripts/engine.sh %s: %w", e.version, err)
+	}
+	e.bin = strings.TrimSpace(string(out))
+	return e, nil
+}
+
+// args are the engine's flags: no networking of its own, and never a
+// change to the host's firewall (27 and later touch ip6tables too, and
+// 20.10 has no flag for it).
+func (e engine) args() []string {
+	args := []string{"--bridge", "none", "--iptables=false", "--ip-masq=false", "--ip-forward=false"}
+	if e.major >= 27 {
+		args = append(args, "--ip6tables=false")
+	}
+	// The containerd image store needs a snapshotter that works on any
+	// file system, as vfs does for the graph driver.
+	if e.imageStore == "containerd" {
+		return append(args, "--storage-driver", "native")
+	}
+	return append(args, "--storage-driver", "vfs")
+}
+
+// path is the engine's PATH: its own directory first, so that dockerd
+// starts the containerd, shim and runc built with it.
+func (e engine) path() string { return "PATH=" + e.bin + ":" + os.Getenv("PATH") }
 
 // inNamespaceEnv marks the suite's re-execution of itself in a mount
 // namespace of its own (see reexecInNamespace).
@@ -62,12 +136,19 @@ func startPrivateDockerd() (*privateDockerd, error) {
 	if err != nil {
 		return nil, err
 	}
-	// An empty config file: the host's /etc/docker/daemon.json would
-	// clash with the flags.
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}\n"), 0o600); err != nil {
+	eng, err := chooseEngine()
+	if err != nil {
 		return nil, err
 	}
-	d := &privateDockerd{dir: dir}
+	d := &privateDockerd{dir: dir, engine: eng}
+	if eng.imageStore == "containerd" {
+		d.config.Features = map[string]bool{"containerd-snapshotter": true}
+	}
+	// A config file of its own: the host's /etc/docker/daemon.json would
+	// clash with the flags.
+	if err := d.writeConfig(); err != nil {
+		return nil, err
+	}
 	os.Setenv("DOCKER_HOST", "unix://"+filepath.Join(dir, "docker.sock"))
 	return d, d.start()
 }
@@ -78,15 +159,14 @@ func (d *privateDockerd) start() error {
 		return err
 	}
 	defer log.Close()
-	d.cmd = exec.Command("dockerd",
+	d.cmd = exec.Command(filepath.Join(d.engine.bin, "dockerd"), append([]string{
 		"--config-file", filepath.Join(d.dir, "daemon.json"),
 		"--data-root", filepath.Join(d.dir, "data"),
 		"--exec-root", filepath.Join(d.dir, "exec"),
 		"--pidfile", filepath.Join(d.dir, "dockerd.pid"),
 		"--host", os.Getenv("DOCKER_HOST"),
-		"--storage-driver", "vfs",
-		"--bridge", "none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-	)
+	}, d.engine.args()...)...)
+	d.cmd.Env = append(os.Environ(), d.engine.path())
 	d.cmd.Stdout, d.cmd.Stderr = log, log
 	// If the suite dies (a test timeout panics past every cleanup), its
 	// engine goes with it.
@@ -169,11 +249,16 @@ func (d *privateDockerd) kill() {
 // setLiveRestore writes the engine's daemon.json with live-restore on or
 // off; it holds from the engine's next start.
 func (d *privateDockerd) setLiveRestore(on bool) error {
-	conf := "{}\n"
-	if on {
-		conf = "{\"live-restore\": true}\n"
+	d.config.LiveRestore = on
+	return d.writeConfig()
+}
+
+func (d *privateDockerd) writeConfig() error {
+	b, err := json.Marshal(d.config)
+	if err != nil {
+		return err
 	}
-	return os.WriteFile(filepath.Join(d.dir, "daemon.json"), []byte(conf), 0o600)
+	return os.WriteFile(filepath.Join(d.dir, "daemon.json"), append(b, '\n'), 0o600)
 }
 
 // remove stops the engine and deletes its directory, unmounting first

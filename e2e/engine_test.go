@@ -12,17 +12,36 @@ import (
 	"time"
 )
 
-// The engine cases: mount counts follow the engine through a SIGKILL of
+// TestEngineRestarts: mount counts follow the engine through a SIGKILL of
 // dockerd, a clean restart and a live-restore restart, with the plugin
-// itself killed in the middle of each.
-func init() {
-	cases = append(cases, engineCases...)
-}
+// itself killed in the middle of each; a container with a restart policy
+// comes back with its volume.
+func TestEngineRestarts(t *testing.T) { eachMode(t, engineCases) }
 
-var engineCases = []struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{
+var engineCases = []testCase{
+	{"DockerdRestartRestoresContainer", func(t *testing.T, e *env) {
+		if daemon == nil {
+			t.Skip("needs the suite's own engine (PORTAL_E2E_DOCKERD=private)")
+		}
+		// A restart-policy container comes back after a daemon restart:
+		// Docker restores the volume (Get), mounts it again (Mount), and
+		// the counts let the volume be removed once the container goes.
+		e.mustCreate(t, "dockerdrestart_data", "uid=1000", "gid=1000")
+		id := mustDocker(t, "run", "-d", "--restart=always", "--user", "1000:1000",
+			"-v", "dockerdrestart_data:/v", image, "sh", "-c", "echo start >> /v/starts; sleep 600")
+		t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
+		starts := e.host("app_data/dockerdrestart/data/starts")
+		waitFor(t, "the container's first start", 30*time.Second, func() error { return lines(starts, 1) })
+		if err := daemon.restart(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the container to start again", 60*time.Second, func() error { return lines(starts, 2) })
+		if v := e.inspect(t, "dockerdrestart_data"); v.Status["uid"] != 1000.0 || v.Status["mounts"] != 1.0 {
+			t.Errorf("after the daemon restart Status = %v, want uid 1000 and 1 mount", v.Status)
+		}
+		mustDocker(t, "rm", "-f", id)
+		mustDocker(t, "volume", "rm", "dockerdrestart_data")
+	}},
 	{"DockerdKilledVolumesRemovable", func(t *testing.T, e *env) {
 		needDaemon(t)
 		// Two containers hold a volume each when dockerd is killed: one
@@ -101,6 +120,11 @@ var engineCases = []struct {
 			}
 			mustDocker(t, "exec", id, "true") // the container lived through it
 			e.logCalls(t, "live-restore: dockerd "+how+" and started again", mark)
+			// Every engine tested leaves the living container's mount
+			// alone: no Unmount (nor Mount) on the way down or up.
+			if calls := e.callsSince(mark, "Mount", "Unmount"); len(calls) > 0 {
+				t.Errorf("live-restore, dockerd %s: the engine sent %v", how, calls)
+			}
 			e.wantMounts(t, "live_data", 1)
 			// Straight to the socket, as a Remove that Docker would not
 			// send: refused, nothing deleted.
@@ -194,6 +218,21 @@ func (e *env) logCalls(t *testing.T, what string, mark int) {
 		}
 	}
 	t.Logf("%s: the plugin saw:\n%s", what, strings.Join(calls, "\n"))
+}
+
+// callsSince lists the calls of the given kinds (such as "Mount") that
+// the plugin logged since mark.
+func (e *env) callsSince(mark int, kinds ...string) []string {
+	log := e.pluginLog()
+	var calls []string
+	for _, l := range strings.Split(log[min(mark, len(log)):], "\n") {
+		for _, k := range kinds {
+			if strings.Contains(l, "call="+k+" ") {
+				calls = append(calls, k)
+			}
+		}
+	}
+	return calls
 }
 
 // socketRemove sends VolumeDriver.Remove straight to the plugin's socket.

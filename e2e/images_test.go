@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-// Cases with images that behave like the ones people run: VOLUME
+// TestImages: images that behave like the ones people run: VOLUME
 // declarations (anonymous volumes), a non-root USER, an entrypoint that
-// chowns its data directory.
-func init() { cases = append(cases, imageCases...) }
+// chowns its data directory, a directory Docker copies into an empty
+// volume. These are the cases where the engine copies an image's content
+// and owner into a volume, which its image store does.
+func TestImages(t *testing.T) { eachMode(t, imageCases) }
 
 var anonymousName = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
@@ -56,10 +58,20 @@ func (e *env) newAnonymousDirs(t *testing.T, before map[string]bool) []string {
 	return out
 }
 
-var imageCases = []struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{
+var imageCases = []testCase{
+	{"ImageDirectoryCopiedOwnerKept", func(t *testing.T, e *env) {
+		// Docker copies the image's /seed, and its root owner, into the
+		// empty volume; Mount applies uid/gid again before the container
+		// starts, so the non-root app can still write.
+		e.mustCreate(t, "copyup_seed", "uid=1000", "gid=1000")
+		out := e.run(t, "--user", "1000:1000", "-v", "copyup_seed:/seed", image,
+			"sh", "-c", "cat /seed/file && touch /seed/mine && echo ok")
+		if !strings.Contains(out, "from the image") || !strings.HasSuffix(out, "ok") {
+			t.Errorf("container output %q", out)
+		}
+		wantOwner(t, e.host("app_data/copyup/seed"), 1000, 1000, 0o755)
+		wantOwner(t, e.host("app_data/copyup/seed/mine"), 1000, 1000, 0o644)
+	}},
 	{"ImageVolumesBecomeAnonymousVolumes", func(t *testing.T, e *env) {
 		t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", "anonimg_data") })
 		id := mustDocker(t, "run", "-d", "--volume-driver", driverName, "-v", "anonimg_data:/data",

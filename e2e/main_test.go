@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -13,8 +14,9 @@ import (
 // (comma separated), by default all.
 var modes = []string{"legacy", "managed"}
 
-// daemon is the suite's own engine when PORTAL_E2E_DOCKERD=private, else
-// nil: then the suite uses the ambient engine and never restarts it.
+// daemon is the suite's own engine, the default; nil under
+// PORTAL_E2E_DOCKERD=ambient, when the suite uses the engine DOCKER_HOST
+// names and never restarts it.
 var daemon *privateDockerd
 
 func TestMain(m *testing.M) {
@@ -39,7 +41,9 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: skipped:", reason)
 		return 0
 	}
-	private := os.Getenv("PORTAL_E2E_DOCKERD") == "private"
+	// The suite's own engine unless told otherwise: it restarts and kills
+	// its engine, which must never be the host's.
+	private := os.Getenv("PORTAL_E2E_DOCKERD") != "ambient"
 	if private && os.Getenv(inNamespaceEnv) == "" {
 		return reexecInNamespace()
 	}
@@ -54,6 +58,16 @@ func runMain(m *testing.M) int {
 		}
 		daemon = d
 	}
+	if err := readServerVersion(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	store, err := imageStore()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "e2e: Docker Engine %s (API %s), %s\n", serverVersion, serverAPI, store)
 	work, err := os.MkdirTemp("", "portal-volume-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -76,14 +90,74 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// TestEndToEnd runs every case in every mode, each mode against a plugin
-// of its own with a fresh Portal tree.
-func TestEndToEnd(t *testing.T) {
+// serverVersion and serverAPI are the engine's, as it tells them.
+var serverVersion, serverAPI string
+
+func readServerVersion() error {
+	out, err := docker("version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}")
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return fmt.Errorf("docker version: %q, want the engine's version and API version", out)
+	}
+	serverVersion, serverAPI = f[0], f[1]
+	return nil
+}
+
+// imageStore says which image store the engine runs, and fails when it
+// is not the one PORTAL_E2E_IMAGE_STORE asked for.
+func imageStore() (string, error) {
+	out, err := docker("info", "--format", "{{.Driver}} {{json .DriverStatus}}")
+	if err != nil {
+		return "", err
+	}
+	containerd := strings.Contains(out, "io.containerd.snapshotter")
+	driver, _, _ := strings.Cut(strings.TrimSpace(out), " ")
+	if daemon != nil && (daemon.engine.imageStore == "containerd") != containerd {
+		return "", fmt.Errorf("PORTAL_E2E_IMAGE_STORE=%q, but the engine's storage is %s", daemon.engine.imageStore, out)
+	}
+	if containerd {
+		return "the containerd image store (snapshotter " + driver + ")", nil
+	}
+	return "the graph driver " + driver, nil
+}
+
+// apiAtLeast says whether the engine speaks API 1.minor.
+func apiAtLeast(minor int) bool {
+	_, m, _ := strings.Cut(serverAPI, ".")
+	n, err := strconv.Atoi(m)
+	return err == nil && n >= minor
+}
+
+// needAPI skips t on an engine older than API 1.minor (the API version
+// says what an engine can do), saying what needs it.
+func needAPI(t *testing.T, minor int, what string) {
+	t.Helper()
+	if !apiAtLeast(minor) {
+		t.Skipf("%s needs API 1.%d; this engine is %s, API %s (PORTAL_E2E_ENGINE)", what, minor, serverVersion, serverAPI)
+	}
+}
+
+// testCase is one end-to-end case: the name of its subtest and what it
+// does with the plugin of one mode.
+type testCase struct {
+	name string
+	run  func(t *testing.T, e *env)
+}
+
+// eachMode runs an area's cases, in order, once per mode of
+// PORTAL_E2E_MODES (the subtests legacy and managed): each mode against a
+// fresh engine, when the suite runs its own, and a plugin of its own on a
+// fresh Portal tree, shared by the area's cases.
+func eachMode(t *testing.T, cases []testCase) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			if daemon != nil {
-				// A fresh engine per mode: it forgets the plugins of the
-				// mode before.
+				// A fresh engine: it forgets the plugins it met before
+				// (dockerd waits on a legacy plugin it knew once it is
+				// gone, and one name cannot serve both modes).
 				if err := daemon.restart(); err != nil {
 					t.Fatal(err)
 				}

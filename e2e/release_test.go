@@ -23,7 +23,8 @@ const previousRelease = "dfb505d"
 // as users install it: the suite's own engine has no other of that name.
 const releaseName = "portal-volume"
 
-func init() { cases = append(cases, releaseCase) }
+// TestRelease: the release as users get it, in managed mode.
+func TestRelease(t *testing.T) { eachMode(t, []testCase{releaseCase}) }
 
 // releaseCase: the release as users get it. The release command makes two
 // releases of this tree with different version stamps and pushes their
@@ -32,10 +33,7 @@ func init() { cases = append(cases, releaseCase) }
 // containers writing to them, then upgraded to the first and that to the
 // second while they write. Then the refusals, the Debian package, and bad
 // input.
-var releaseCase = struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{"Release", func(t *testing.T, e *env) {
+var releaseCase = testCase{"Release", func(t *testing.T, e *env) {
 	if e.mode != "managed" || daemon == nil {
 		t.Skip("the release's managed plugin, on the suite's own engine (PORTAL_E2E_MODES=managed, PORTAL_E2E_DOCKERD=private)")
 	}

@@ -10,15 +10,14 @@ import (
 // word on owner enforcement, and it enforced every app volume's owner.
 const firstRelease = "67eef64"
 
-func init() { cases = append(cases, upgradeCase) }
-
-// upgradeCase: volumes of every kind, made by the first release's own
+// TestUpgrade: volumes of every kind, made by the first release's own
 // build (by name, with options, shared, delete on remove, one held by a
 // running container), keep doing what they did under this one.
-var upgradeCase = struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{"UpgradeFromFirstRelease", func(t *testing.T, e *env) {
+func TestUpgrade(t *testing.T) {
+	eachMode(t, []testCase{{"UpgradeFromFirstRelease", upgradeFromFirstRelease}})
+}
+
+func upgradeFromFirstRelease(t *testing.T, e *env) {
 	old := buildRevision(t, firstRelease, e.mode == "managed")
 	t.Cleanup(func() { e.Run(t, release{}) })
 	e.Run(t, old)
@@ -96,4 +95,4 @@ var upgradeCase = struct {
 	if got := readFile(t, e.host("app_data/upg/data/f")); got != "old\n" {
 		t.Errorf("kept data = %q", got)
 	}
-}}
+}

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// The cases of disk usage, run in every mode with the others.
-func init() { cases = append(cases, usageCases...) }
+// TestUsage: a volume's disk usage, in docker volume inspect and from
+// portal-volume usage, in every mode.
+func TestUsage(t *testing.T) { eachMode(t, usageCases) }
 
 // tenMiB is what the case's container writes.
 const tenMiB = 10 << 20
@@ -24,10 +25,7 @@ func (e *env) usageBytes(t *testing.T, name string) (float64, error) {
 	return b, nil
 }
 
-var usageCases = []struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{
+var usageCases = []testCase{
 	{"DiskUsage", func(t *testing.T, e *env) {
 		t.Cleanup(func() { e.Configure(t, "USAGE_INTERVAL=24h") })
 		e.Configure(t, "USAGE_INTERVAL=1s")

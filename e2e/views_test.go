@@ -13,11 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The cases of access=ro and id-mapped views, run in every mode with the
-// others.
-func init() {
-	cases = append(cases, viewCases...)
-}
+// TestViews: access=ro and id-mapped views, and what is left of them
+// after containers, plugin kills and engine restarts.
+func TestViews(t *testing.T) { eachMode(t, viewCases) }
 
 // viewMarkers are what the mount points of the plugin's views contain, in
 // every namespace: the legacy plugin's views directory; the managed
@@ -93,10 +91,7 @@ func sharedDir(t *testing.T, e *env, name string, uid, gid int) string {
 	return dir
 }
 
-var viewCases = []struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{
+var viewCases = []testCase{
 	{"AccessReadOnly", func(t *testing.T, e *env) {
 		e.mustCreate(t, "docs-rw", "shared=documents")
 		e.mustCreate(t, "docs-ro", "shared=documents", "access=ro")

@@ -10,7 +10,8 @@
 #
 # Cache: ${PORTAL_ENGINE_CACHE:-/var/cache/portal-volume/engines}/<version>.
 # A cached build is reused when its stamp names the same pins. The first
-# build of 29 takes 11-17 minutes on 2 cores; 27 or 28 after it about 5.
+# build of 29 takes 11-17 minutes on 2 idle cores; 27 or 28 after it about
+# 5 (on 2 cores shared with other builds: 47 minutes for 29, 31 for 28).
 # Progress goes to stderr; stdout is the binary directory alone.
 set -euo pipefail
 want=${1:?usage: scripts/engine.sh 20.10|27|28|29}
@@ -19,6 +20,7 @@ cache=${PORTAL_ENGINE_CACHE:-/var/cache/portal-volume/engines}
 # Pins. containerd and runc are the ones a current engine ships with; 27 and
 # 28 run on them too (runc >= 1.2 is needed by 29's private time namespace).
 moby29=github.com/moby/moby/v2@v2.0.0-beta.24   # master between 29.8.0 and 29.8.1
+moby29_version=29.8.1-dev   # what docker version reports for it
 containerd=github.com/containerd/containerd/v2@v2.3.5
 runc=github.com/opencontainers/runc@v1.5.1
 declare -A docker_release=([27]=v27.5.1 [28]=v28.5.2)
@@ -39,7 +41,7 @@ if ! [ -e /usr/include/seccomp.h ] || ! command -v gcc >/dev/null; then
 fi
 
 dir=$cache/$want
-stamp="moby29=$moby29 release=${docker_release[$want]:-} containerd=$containerd runc=$runc tags=$engine_tags go=$(go env GOVERSION)"
+stamp="moby29=$moby29 $moby29_version release=${docker_release[$want]:-} containerd=$containerd runc=$runc tags=$engine_tags go=$(go env GOVERSION)"
 if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ]; then
   echo "$dir"; exit 0
 fi
@@ -69,7 +71,10 @@ cp "$shared"/containerd "$shared"/containerd-shim-runc-v2 "$shared"/runc "$bin"/
 
 if [ "$want" = 29 ]; then
   log "building dockerd ${moby29#*@}"
+  # The version docker version reports (and clients read): a plain go
+  # install leaves "library-import".
   CGO_ENABLED=0 go install -tags "$engine_tags" \
+    -ldflags "-X ${moby29%@*}/dockerversion.Version=$moby29_version -X ${moby29%@*}/dockerversion.GitCommit=${moby29#*@}" \
     "${moby29%@*}/cmd/dockerd@${moby29#*@}" "${moby29%@*}/cmd/docker-proxy@${moby29#*@}"
 else
   # github.com/docker/docker has no go.mod: a throwaway module requires it
@@ -87,7 +92,9 @@ else
       sed -n '/^require (/,/^)/p' "$src/vendor.mod"
       sed -n '/^replace /p; /^replace (/,/^)/p' "$src/vendor.mod"
     } >>go.mod
-    GOFLAGS="-mod=mod -trimpath" CGO_ENABLED=0 go build -tags "$engine_tags" -o "$bin/dockerd" github.com/docker/docker/cmd/dockerd
+    GOFLAGS="-mod=mod -trimpath" CGO_ENABLED=0 go build -tags "$engine_tags" \
+      -ldflags "-X github.com/docker/docker/dockerversion.Version=${rel#v} -X github.com/docker/docker/dockerversion.GitCommit=$rel" \
+      -o "$bin/dockerd" github.com/docker/docker/cmd/dockerd
     GOFLAGS="-mod=mod -trimpath" CGO_ENABLED=0 go build -tags "$engine_tags" -o "$bin/docker-proxy" github.com/docker/docker/cmd/docker-proxy
   )
 fi

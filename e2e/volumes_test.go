@@ -1,123 +1,20 @@
 package e2e
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/portal/portal-volume/internal/testutil"
 )
 
-// env is what a case gets: the plugin in one mode, and helpers that clean
-// up after the case whatever its outcome.
-type env struct {
-	plugin
-	mode string
-}
+// TestVolumes: named volumes of every kind made, written, inspected,
+// removed and refused through docker's own commands.
+func TestVolumes(t *testing.T) { eachMode(t, volumeCases) }
 
-// create runs docker volume create with driver options; the volume is
-// removed when the test ends.
-func (e *env) create(t *testing.T, name string, opts ...string) (string, error) {
-	t.Helper()
-	args := []string{"volume", "create", "-d", driverName}
-	for _, o := range opts {
-		args = append(args, "-o", o)
-	}
-	t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", name) })
-	return docker(append(args, name)...)
-}
-
-func (e *env) mustCreate(t *testing.T, name string, opts ...string) {
-	t.Helper()
-	if _, err := e.create(t, name, opts...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// run runs a container of the test image to completion and returns its
-// output.
-func (e *env) run(t *testing.T, args ...string) string {
-	t.Helper()
-	return mustDocker(t, append([]string{"run", "--rm"}, args...)...)
-}
-
-// sleeper starts a container that holds its volumes until the test ends.
-func (e *env) sleeper(t *testing.T, args ...string) string {
-	t.Helper()
-	id := mustDocker(t, append(append([]string{"run", "-d"}, args...), image, "sleep", "600")...)
-	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
-	return id
-}
-
-func (e *env) host(rel string) string { return filepath.Join(e.Root(), rel) }
-
-type inspected struct {
-	Name       string
-	Driver     string
-	Mountpoint string
-	CreatedAt  string
-	Status     map[string]any
-}
-
-func (e *env) inspect(t *testing.T, name string) inspected {
-	t.Helper()
-	var vs []inspected
-	if err := json.Unmarshal([]byte(mustDocker(t, "volume", "inspect", name)), &vs); err != nil || len(vs) != 1 {
-		t.Fatalf("docker volume inspect %s: %v %v", name, vs, err)
-	}
-	return vs[0]
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// wantOwner checks a host path's owner and permission bits.
-func wantOwner(t *testing.T, path string, uid, gid uint32, perm os.FileMode) {
-	t.Helper()
-	fi, err := os.Lstat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	if st.Uid != uid || st.Gid != gid || fi.Mode().Perm() != perm {
-		t.Errorf("%s: owner %d:%d mode %v, want %d:%d %v", path, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid, perm)
-	}
-}
-
-// lines reports whether the file at path has exactly n lines.
-func lines(path string, n int) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if got := strings.Count(string(b), "\n"); got != n {
-		return fmt.Errorf("%s has %d lines, want %d", path, got, n)
-	}
-	return nil
-}
-
-func wantGone(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Lstat(path); !os.IsNotExist(err) {
-		t.Errorf("%s still exists (err %v)", path, err)
-	}
-}
-
-var cases = []struct {
-	name string
-	run  func(t *testing.T, e *env)
-}{
+var volumeCases = []testCase{
 	{"CreateByNameAndWrite", func(t *testing.T, e *env) {
 		e.mustCreate(t, "byname_data")
 		e.run(t, "-v", "byname_data:/v", image, "sh", "-c", "echo hello > /v/file")
@@ -146,19 +43,6 @@ var cases = []struct {
 		if v := e.inspect(t, "runapp_cache"); !strings.HasPrefix(v.Driver, driverName) {
 			t.Errorf("driver %q", v.Driver)
 		}
-	}},
-	{"ImageDirectoryCopiedOwnerKept", func(t *testing.T, e *env) {
-		// Docker copies the image's /seed, and its root owner, into the
-		// empty volume; Mount applies uid/gid again before the container
-		// starts, so the non-root app can still write.
-		e.mustCreate(t, "copyup_seed", "uid=1000", "gid=1000")
-		out := e.run(t, "--user", "1000:1000", "-v", "copyup_seed:/seed", image,
-			"sh", "-c", "cat /seed/file && touch /seed/mine && echo ok")
-		if !strings.Contains(out, "from the image") || !strings.HasSuffix(out, "ok") {
-			t.Errorf("container output %q", out)
-		}
-		wantOwner(t, e.host("app_data/copyup/seed"), 1000, 1000, 0o755)
-		wantOwner(t, e.host("app_data/copyup/seed/mine"), 1000, 1000, 0o644)
 	}},
 	{"InspectStatus", func(t *testing.T, e *env) {
 		e.mustCreate(t, "status-vol", "APP=statusapp", "Path=/data/", "uid=33", "gid=34", "mode=750", "on_remove=delete")
@@ -295,98 +179,6 @@ var cases = []struct {
 		e.mustCreate(t, "outer-ok", "app=nestout", "path=/a/b")
 		if out, err := e.create(t, "outer-bad", "app=nestout", "path=/a"); err == nil || !strings.Contains(out, `"outer-ok"`) {
 			t.Errorf("a volume containing another was not refused: %v %s", err, out)
-		}
-	}},
-	{"RestartKeepsVolumesAndMounts", func(t *testing.T, e *env) {
-		e.mustCreate(t, "restart_data", "uid=1000", "gid=1000")
-		id := e.sleeper(t, "-v", "restart_data:/v")
-		e.Restart(t)
-		// Right after the restart Get must be correct: Docker drops its
-		// record of a volume whose Get fails.
-		v := e.inspect(t, "restart_data")
-		if v.Status["uid"] != 1000.0 || v.Status["mounts"] != 1.0 {
-			t.Errorf("after restart Status = %v, want uid 1000 and 1 mount", v.Status)
-		}
-		mustDocker(t, "exec", id, "sh", "-c", "echo during > /v/f")
-		mustDocker(t, "rm", "-f", id)
-		if got := e.inspect(t, "restart_data").Status["mounts"]; got != 0.0 {
-			t.Errorf("mounts after the container went = %v, want 0", got)
-		}
-		if out := e.run(t, "-v", "restart_data:/v", image, "cat", "/v/f"); out != "during" {
-			t.Errorf("after restart a new container reads %q", out)
-		}
-	}},
-	{"DockerdRestartRestoresContainer", func(t *testing.T, e *env) {
-		if daemon == nil {
-			t.Skip("needs the suite's own engine (PORTAL_E2E_DOCKERD=private)")
-		}
-		// A restart-policy container comes back after a daemon restart:
-		// Docker restores the volume (Get), mounts it again (Mount), and
-		// the counts let the volume be removed once the container goes.
-		e.mustCreate(t, "dockerdrestart_data", "uid=1000", "gid=1000")
-		id := mustDocker(t, "run", "-d", "--restart=always", "--user", "1000:1000",
-			"-v", "dockerdrestart_data:/v", image, "sh", "-c", "echo start >> /v/starts; sleep 600")
-		t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
-		starts := e.host("app_data/dockerdrestart/data/starts")
-		waitFor(t, "the container's first start", 30*time.Second, func() error { return lines(starts, 1) })
-		if err := daemon.restart(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "the container to start again", 60*time.Second, func() error { return lines(starts, 2) })
-		if v := e.inspect(t, "dockerdrestart_data"); v.Status["uid"] != 1000.0 || v.Status["mounts"] != 1.0 {
-			t.Errorf("after the daemon restart Status = %v, want uid 1000 and 1 mount", v.Status)
-		}
-		mustDocker(t, "rm", "-f", id)
-		mustDocker(t, "volume", "rm", "dockerdrestart_data")
-	}},
-	{"ManagedSettings", func(t *testing.T, e *env) {
-		if e.mode != "managed" {
-			t.Skip("managed mode only")
-		}
-		// DATA_SOURCE moves the plugin to another tree (an empty one only
-		// with its state directory made first, on purpose); LOG_LEVEL=info
-		// silences the per-request debug lines.
-		other := t.TempDir()
-		if err := os.Mkdir(filepath.Join(other, ".portal-volume"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		mustDocker(t, "plugin", "disable", "-f", driverName)
-		t.Cleanup(func() {
-			_, _ = docker("plugin", "disable", "-f", driverName)
-			_, _ = docker("plugin", "set", driverName, "DATA_SOURCE="+e.Root(), "LOG_LEVEL=debug")
-			_, _ = docker("plugin", "enable", driverName)
-		})
-		mustDocker(t, "plugin", "set", driverName, "DATA_SOURCE="+other, "LOG_LEVEL=info")
-		mustDocker(t, "plugin", "enable", driverName)
-		e.mustCreate(t, "moved_data")
-		e.run(t, "-v", "moved_data:/v", image, "sh", "-c", "echo there > /v/f")
-		if got := readFile(t, filepath.Join(other, "app_data/moved/data/f")); got != "there\n" {
-			t.Errorf("file in the new DATA_SOURCE = %q", got)
-		}
-		wantGone(t, e.host("app_data/moved"))
-		if daemon != nil {
-			before := strings.Count(daemon.Logs(), "call=Get")
-			e.inspect(t, "moved_data")
-			if after := strings.Count(daemon.Logs(), "call=Get"); after != before {
-				t.Errorf("LOG_LEVEL=info still logs requests (%d debug lines more)", after-before)
-			}
-		}
-		mustDocker(t, "volume", "rm", "moved_data")
-	}},
-	{"ManagedReinstallKeepsVolumes", func(t *testing.T, e *env) {
-		p, ok := e.plugin.(*managedPlugin)
-		if !ok {
-			t.Skip("managed mode only")
-		}
-		e.mustCreate(t, "reinstall_data", "uid=1000", "gid=1000", "mode=0700")
-		e.run(t, "-v", "reinstall_data:/v", image, "sh", "-c", "echo kept > /v/f")
-		p.Reinstall(t)
-		v := e.inspect(t, "reinstall_data")
-		if v.Status["uid"] != 1000.0 || v.Status["mode"] != "0700" {
-			t.Errorf("after reinstall Status = %v", v.Status)
-		}
-		if out := e.run(t, "-v", "reinstall_data:/v", image, "cat", "/v/f"); out != "kept" {
-			t.Errorf("after reinstall the container reads %q", out)
 		}
 	}},
 }
