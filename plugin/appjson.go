@@ -41,7 +41,7 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 	if *format != "commands" && *format != "compose" {
 		return in.usage("--format %q: want commands or compose", *format)
 	}
-	sharedNames, sockPath, err := in.resolve()
+	sharedNames, makeVolume, err := in.resolve()
 	if err != nil {
 		return in.usage("%v", err)
 	}
@@ -85,7 +85,7 @@ func runAppJSON(args []string, stdout, stderr io.Writer) int {
 		if *format == "compose" {
 			report = stderr
 		}
-		if failed := install.Create(in.client(sockPath), vols, report); len(failed) > 0 {
+		if failed := install.Create(makeVolume, vols, report); len(failed) > 0 {
 			return fail(plural(len(failed), "volume")+" not created", failed...)
 		}
 		if *format != "compose" {

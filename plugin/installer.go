@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/portal/portal-volume/driver/spec"
+	"github.com/portal/portal-volume/internal/engineapi"
+	"github.com/portal/portal-volume/internal/install"
 	"github.com/portal/portal-volume/internal/volumeclient"
 )
 
@@ -63,30 +66,45 @@ func installerFlags(fs *flag.FlagSet, cmd, createHelp string, stderr io.Writer) 
 	return &installer{
 		cmd:    cmd,
 		stderr: stderr,
-		create: fs.Bool("create", false, "create the volumes through the plugin's socket; "+createHelp),
+		create: fs.Bool("create", false, "create the volumes through the Docker engine (DOCKER_HOST, or its default socket), or through the plugin's --socket when given; "+createHelp),
 		driver: fs.String("driver", defaultDriver, "the volume driver's name, as Docker knows the plugin"),
-		socket: fs.String("socket", "", "the plugin's socket, with --create: a name under "+pluginSocketDir+", or a path (default: the driver's name)"),
+		socket: fs.String("socket", "", "with --create: the plugin's socket, a name under "+pluginSocketDir+" or a path, to create through it instead of the engine"),
 		shared: fs.String("shared", strings.Join(spec.DefaultSharedNames, ","), "the shared directories the plugin allows (its --shared), comma separated"),
 	}
 }
 
-// resolve checks the shared flags: the allowed shared names, and the
-// socket's path.
-func (in *installer) resolve() (sharedNames []string, sockPath string, err error) {
+// resolve checks the shared flags: the allowed shared names, and how
+// --create makes volumes.
+func (in *installer) resolve() (sharedNames []string, create install.Creator, err error) {
 	if sharedNames, err = parseShared(*in.shared); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	socket := *in.socket
-	if socket == "" {
-		socket = *in.driver
-	}
-	sockPath, err = parseSocket(socket)
-	return sharedNames, sockPath, err
+	create, err = in.creator()
+	return sharedNames, create, err
 }
 
-// client calls the plugin at sockPath, to create volumes.
-func (in *installer) client(sockPath string) *volumeclient.Client {
-	return volumeclient.New(sockPath, createTimeout, 1)
+// creator is how --create makes volumes. Through the engine's API by
+// default, as docker volume create does: the engine finds the plugin in
+// either mode, wherever its socket lives, and keeps a record of each volume
+// with its options. Through the plugin's own socket when --socket names it.
+func (in *installer) creator() (install.Creator, error) {
+	if *in.socket != "" {
+		sockPath, err := parseSocket(*in.socket)
+		if err != nil {
+			return nil, err
+		}
+		return volumeclient.New(sockPath, createTimeout, 1).Create, nil
+	}
+	engine, err := engineapi.Socket(os.Getenv("DOCKER_HOST"))
+	if err != nil {
+		return nil, err
+	}
+	driver := *in.driver
+	return func(name string, opts map[string]string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), createTimeout)
+		defer cancel()
+		return engineapi.CreateVolume(ctx, engine, driver, name, opts)
+	}, nil
 }
 
 // usage reports bad usage; it returns the exit code 2.

@@ -48,7 +48,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	if !filepath.IsAbs(*root) {
 		return in.usage("--root %q: want an absolute path", *root)
 	}
-	sharedNames, sockPath, err := in.resolve()
+	sharedNames, makeVolume, err := in.resolve()
 	if err != nil {
 		return in.usage("%v", err)
 	}
@@ -88,7 +88,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		for i, v := range plan.Volumes {
 			vols[i] = v.Volume
 		}
-		if failed := install.Create(in.client(sockPath), vols, stderr); len(failed) > 0 {
+		if failed := install.Create(makeVolume, vols, stderr); len(failed) > 0 {
 			return fail(plural(len(failed), "volume")+" not created; no override written", failed...)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/portal/portal-volume/driver/spec"
-	"github.com/portal/portal-volume/internal/volumeclient"
 )
 
 // Volume is a volume to create: its name, the driver options that create
@@ -57,11 +56,15 @@ func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// Create creates every volume through the plugin c calls, reporting each
-// one made on report, and returns a line per volume not created.
-func Create(c *volumeclient.Client, vols []Volume, report io.Writer) (failed []string) {
+// Creator creates one volume: through the engine's API, or the plugin's
+// socket.
+type Creator func(name string, opts map[string]string) error
+
+// Create creates every volume with create, reporting each one made on
+// report, and returns a line per volume not created.
+func Create(create Creator, vols []Volume, report io.Writer) (failed []string) {
 	for _, v := range vols {
-		if err := c.Create(v.Name, v.Options); err != nil {
+		if err := create(v.Name, v.Options); err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", v.Name, err))
 			continue
 		}
