@@ -27,7 +27,7 @@ type usageRefresher struct {
 	dirs     func() []string // the volumes' directories, now
 	walk     func(ctx context.Context, root, dir string) (usage.Result, error)
 
-	mu       sync.Mutex
+	mu       sync.RWMutex // Get reads measured on every call
 	measured map[string]measurement // by directory
 
 	cancel context.CancelFunc
@@ -81,9 +81,9 @@ func (u *usageRefresher) status(dir string) map[string]any {
 	if u == nil {
 		return map[string]any{"measured": false}
 	}
-	u.mu.Lock()
+	u.mu.RLock()
 	m, ok := u.measured[dir]
-	u.mu.Unlock()
+	u.mu.RUnlock()
 	if !ok || m.at.IsZero() {
 		return map[string]any{"measured": false}
 	}

@@ -34,6 +34,7 @@ func newNoopDriver(root string, n int) noopDriver {
 		status: map[string]any{
 			"app": "v00000", "path": "/data", "uid": 1000, "gid": 1000, "mode": "0750",
 			"shared": "", "tree": "", "on_remove": "keep", "owner": "enforced", "access": "rw", "mounts": 0,
+			"usage": map[string]any{"bytes": 4096, "apparent_bytes": 4096, "files": 1, "measured_at": "2026-01-01T00:00:00Z"},
 		},
 		list: &volume.ListResponse{Volumes: make([]*volume.Volume, n)},
 	}
@@ -86,7 +87,21 @@ type fileFloor struct {
 	mu    sync.Mutex // the log's
 	root  *os.File
 	log   *os.File
-	views string // where views are attached
+	views string   // where views are attached
+	held  sync.Map // volume name -> *heldView
+}
+
+// heldView is a volume's view in the file floor: made by the volume's
+// first Mount, shared by its mount IDs, detached by its last Unmount, as
+// portal-volume's are.
+type heldView struct {
+	mu     sync.Mutex
+	mounts int
+}
+
+func (d *fileFloor) heldView(name string) *heldView {
+	h, _ := d.held.LoadOrStore(name, &heldView{})
+	return h.(*heldView)
 }
 
 func (d *fileFloor) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
@@ -104,11 +119,16 @@ func (d *fileFloor) Mount(r *volume.MountRequest) (*volume.MountResponse, error)
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
-	if isViewVolume(r.Name) {
-		if err := attachView(fd, d.viewPath(r.Name, r.ID)); err != nil {
+	h := d.heldView(r.Name)
+	h.mu.Lock()
+	if h.mounts == 0 {
+		if err := attachView(fd, d.viewPath(r.Name), isViewVolume(r.Name)); err != nil {
+			h.mu.Unlock()
 			return nil, err
 		}
 	}
+	h.mounts++
+	h.mu.Unlock()
 	if err := d.append(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":1}` + "\n"); err != nil {
 		return nil, err
 	}
@@ -116,15 +136,19 @@ func (d *fileFloor) Mount(r *volume.MountRequest) (*volume.MountResponse, error)
 }
 
 func (d *fileFloor) Unmount(r *volume.UnmountRequest) error {
-	if isViewVolume(r.Name) {
-		path := d.viewPath(r.Name, r.ID)
+	h := d.heldView(r.Name)
+	h.mu.Lock()
+	if h.mounts == 1 {
+		path := d.viewPath(r.Name)
 		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
+			h.mu.Unlock()
 			return fmt.Errorf("umount %s: %w", path, err)
 		}
-		if err := unix.Rmdir(path); err != nil {
-			return err
-		}
 	}
+	if h.mounts > 0 {
+		h.mounts--
+	}
+	h.mu.Unlock()
 	return d.append(`{"v":"` + r.Name + `","id":"` + r.ID + `","d":-1}` + "\n")
 }
 
@@ -135,25 +159,28 @@ func (d *fileFloor) append(line string) error {
 	return err
 }
 
-func (d *fileFloor) viewPath(name, id string) string { return d.views + "/" + id + "-" + name }
+func (d *fileFloor) viewPath(name string) string { return d.views + "/" + name }
 
-// attachView makes a read-only, nosuid, nodev view of the directory open at
-// fd and attaches it at path, as portal-volume's views are made.
-func attachView(fd int, path string) error {
+// attachView makes a private view of the directory open at fd, read-only,
+// nosuid and nodev when readOnly, and attaches it at path (made once and
+// kept between mounts), as portal-volume's views are made.
+func attachView(fd int, path string, readOnly bool) error {
 	clone, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
 	if err != nil {
 		return fmt.Errorf("open_tree: %w", err)
 	}
 	defer unix.Close(clone)
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	attr := unix.MountAttr{Propagation: unix.MS_PRIVATE}
+	if readOnly {
+		attr.Attr_set = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	}
 	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
 		return fmt.Errorf("mount_setattr: %w", err)
 	}
-	if err := unix.Mkdir(path, 0o700); err != nil {
+	if err := unix.Mkdir(path, 0o700); err != nil && err != unix.EEXIST {
 		return err
 	}
 	if err := unix.MoveMount(clone, "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		_ = unix.Rmdir(path)
 		return fmt.Errorf("move_mount: %w", err)
 	}
 	return nil

@@ -26,8 +26,9 @@ import (
 // /data, as `docker run -v v00001_data:/x` names it.
 func volumeName(i int) string { return fmt.Sprintf("v%05d_data", i) }
 
-// viewName is the i-th volume of the view set (access=ro: each Mount makes
-// a view); the file floor tells them by name (isViewVolume).
+// viewName is the i-th volume of the access=ro set, whose views are
+// read-only; the file floor tells them by name (isViewVolume). Every
+// volume's first Mount makes a view, on either side.
 func viewName(i int) string { return fmt.Sprintf("r%05d_data", i) }
 
 func isViewVolume(name string) bool { return strings.HasPrefix(name, "r") }
@@ -606,7 +607,7 @@ func printProtocol(c config, conc int, rows []row) {
 	if !slices.ContainsFunc(rows, func(r row) bool { return len(r.sides) > 2 }) {
 		return
 	}
-	fmt.Println("Against the file work each call cannot avoid: for Mount and Unmount a floor server that also does it (Mount: openat2 of the volume directory refusing symlinks, fstat, close; one log append per call), and for a volume with a view also the kernel's (open_tree, mount_setattr, mkdir, move_mount; umount, rmdir), measured in the same rounds; for Create and Remove that work done directly in the same file system (mkdir, chown, chmod of app and volume directory, temp file write, fsync, rename, fsync of the directory; unlink, fsync of the directory), added to the protocol floor:")
+	fmt.Println("Against the file work each call cannot avoid: for Mount and Unmount a floor server that also does it (Mount: openat2 of the volume directory refusing symlinks, fstat, close; one log append per call), and for a volume with a view also the kernel's (open_tree, mount_setattr, move_mount at the first mount of a volume; umount at its last), measured in the same rounds; for Create and Remove that work done directly in the same file system (mkdir, chown, chmod of app and volume directory, temp file write, fsync, rename, fsync of the directory; unlink, fsync of the directory), added to the protocol floor:")
 	fmt.Println()
 	fmt.Println("| call | portal-volume p50 | protocol floor p50 | file work p50 | floor + file work p50 | portal-volume / (floor + file work) |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|")
