@@ -27,7 +27,7 @@ type usageRefresher struct {
 	dirs     func() []string // the volumes' directories, now
 	walk     func(ctx context.Context, root, dir string) (usage.Result, error)
 
-	mu       sync.RWMutex // Get reads measured on every call
+	mu       sync.RWMutex           // Get reads measured on every call
 	measured map[string]measurement // by directory
 
 	cancel context.CancelFunc
