@@ -223,32 +223,20 @@ func (m *Mounts) NewGeneration() error {
 // Count is the number of mounts of volume counted in the current engine
 // generation.
 func (m *Mounts) Count(volume string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, c := range m.counts[volume] {
-		if c.gen == m.gen {
-			n += c.n
-		}
-	}
-	return n
+	current, _ := m.Counts(volume)
+	return current
 }
 
 // Stale is the number of mounts of volume counted in earlier generations.
 func (m *Mounts) Stale(volume string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, c := range m.counts[volume] {
-		if c.gen != m.gen {
-			n += c.n
-		}
-	}
-	return n
+	_, stale := m.Counts(volume)
+	return stale
 }
 
 // Counts is Count and Stale in one look-up, for Get.
 func (m *Mounts) Counts(volume string) (current, stale int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, c := range m.counts[volume] {
 		if c.gen == m.gen {
 			current += c.n
