@@ -40,21 +40,7 @@ func TestSwapRaceThroughMountpoint(t *testing.T) {
 	}
 	target := t.TempDir()
 
-	stop := make(chan struct{})
-	var swaps atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(app, "data"), unix.AT_FDCWD, filepath.Join(app, "swap"), unix.RENAME_EXCHANGE); err == nil {
-				swaps.Add(1)
-			}
-		}
-	})
+	stopSwapping := testutil.Swap(t, filepath.Join(app, "data"), filepath.Join(app, "swap"))
 	const rounds = 300
 	var refused, host2 int
 	for i := range rounds {
@@ -79,9 +65,8 @@ func TestSwapRaceThroughMountpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d rounds, %d swaps: %d mounts refused, %d redirected", rounds, swaps.Load(), refused, host2)
+	swaps := stopSwapping()
+	t.Logf("%d rounds, %d swaps: %d mounts refused, %d redirected", rounds, swaps, refused, host2)
 	if refused == rounds {
 		t.Fatal("every Mount was refused: the test proves nothing")
 	}

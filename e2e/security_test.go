@@ -6,11 +6,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // TestSecurity: what no container may make the plugin do, in every mode.
@@ -49,21 +49,7 @@ var securityCases = []testCase{
 		if err := os.Symlink(hostDir, filepath.Join(app, "swap")); err != nil {
 			t.Fatal(err)
 		}
-		stop := make(chan struct{})
-		var swaps atomic.Int64
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if unix.Renameat2(unix.AT_FDCWD, filepath.Join(app, "data"), unix.AT_FDCWD, filepath.Join(app, "swap"), unix.RENAME_EXCHANGE) == nil {
-					swaps.Add(1)
-				}
-			}
-		})
+		stopSwapping := testutil.Swap(t, filepath.Join(app, "data"), filepath.Join(app, "swap"))
 		rounds := swapRounds()
 		var refused, redirected int
 		for i := range rounds {
@@ -76,15 +62,10 @@ var securityCases = []testCase{
 				t.Errorf("round %d: the container's volume shows %q, not the volume's directory", i, out)
 			}
 		}
-		close(stop)
-		wg.Wait()
-		t.Logf("%d containers, %d swaps: %d refused, %d redirected", rounds, swaps.Load(), refused, redirected)
+		swaps := stopSwapping()
+		t.Logf("%d containers, %d swaps: %d refused, %d redirected", rounds, swaps, refused, redirected)
 		if refused == rounds {
 			t.Fatal("every container was refused: the test proves nothing")
-		}
-		// Leave the directory in place for the volume's removal.
-		if fi, err := os.Lstat(filepath.Join(app, "data")); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			_ = unix.Renameat2(unix.AT_FDCWD, filepath.Join(app, "data"), unix.AT_FDCWD, filepath.Join(app, "swap"), unix.RENAME_EXCHANGE)
 		}
 		wantNoViews(t, e, "after the containers")
 	}},
