@@ -227,6 +227,42 @@ func TestViewRefusals(t *testing.T) {
 	}
 }
 
+// TestFileSystemBelowTreeAtStart: a file system without idmapped mounts,
+// mounted below the tree before the plugin starts (a USB disk at
+// shared/music), leaves views available for every other volume: a plain
+// app volume still gets a view, and only an id-mapped view on that file
+// system is refused.
+func TestFileSystemBelowTreeAtStart(t *testing.T) {
+	viewDriver(t, nil) // skips where the kernel makes no views at all
+	root := t.TempDir()
+	music := filepath.Join(root, "shared/music")
+	testutil.Mkdir(t, music)
+	if err := unix.Mount("ramfs", music, "ramfs", 0, "mode=0755"); err != nil {
+		t.Skipf("ramfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(music, unix.MNT_DETACH) })
+	if err := os.Chown(music, 2000, 2000); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Root: root, SharedNames: sharedNames, BootID: "boot", Log: quiet(),
+		ViewsDir: filepath.Join(t.TempDir(), "views")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.views.DropAll(); _ = d.Close() })
+	if err := d.views.Available(); err != nil {
+		t.Fatalf("a ramfs below the tree made views unavailable: %v", err)
+	}
+	create(t, d, "foo_data", nil)
+	if mp := mountOf(t, d, "foo_data", "c1"); !isMount(t, mp) {
+		t.Errorf("Mountpoint %s is no view", mp)
+	}
+	err = d.Create(&volume.CreateRequest{Name: "m", Options: map[string]string{"shared": "music", "uid": "1000", "gid": "1000"}})
+	if err == nil || !strings.Contains(err.Error(), "needs idmapped mounts") {
+		t.Errorf("id-mapped view on ramfs: %v", err)
+	}
+}
+
 // TestPlainSharedVolumeIsNosuid: a shared volume without view options is
 // handed out through a nosuid view too.
 func TestPlainSharedVolumeIsNosuid(t *testing.T) {

@@ -186,25 +186,34 @@ func (m *Manager) Available() error {
 	return m.avail
 }
 
-// probe makes a detached, never attached, read-only id-mapped clone of
-// dir and drops it: what a view needs of the kernel and the file system.
+// probe makes a detached, never attached, read-only clone of dir's own
+// mount and drops it: what every view needs of the kernel. Whether a
+// directory can also be id-mapped depends on its file system (a USB disk,
+// NFS or ramfs mounted below the tree cannot be) and is Check's to say,
+// volume by volume: it never takes the views of the other volumes away.
 func (m *Manager) probe(dir string) error {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	return m.Check(fd, Attrs{ReadOnly: true, IDMap: true, UID: 65534, GID: 65534}, tree.Owner{UID: 65533, GID: 65533})
+	return m.check(fd, Attrs{ReadOnly: true}, tree.Owner{}, 0)
 }
 
 // Check tells whether a view with attributes a can be made of the
 // directory open at dirfd, whose on-disk owner is owner, by making one, detached, and
 // dropping it. The errors name what is missing.
 func (m *Manager) Check(dirfd int, a Attrs, owner tree.Owner) error {
+	return m.check(dirfd, a, owner, unix.AT_RECURSIVE)
+}
+
+// check is Check of the directory's mount alone (recursive 0) or with
+// every mount below it (unix.AT_RECURSIVE), as a view has them.
+func (m *Manager) check(dirfd int, a Attrs, owner tree.Owner, recursive int) error {
 	if a.IDMap && (owner.UID == 0 || owner.GID == 0) {
 		return &RootOwnedError{Owner: owner}
 	}
-	fd, mp, err := m.clone(dirfd, a, owner)
+	fd, mp, err := m.clone(dirfd, a, owner, recursive)
 	if err != nil {
 		return err
 	}
@@ -285,7 +294,7 @@ func (m *Manager) make(volume string, dirfd int, a Attrs) (string, *Map, error) 
 			return "", nil, &RootOwnedError{Owner: owner}
 		}
 	}
-	fd, mp, err := m.clone(dirfd, a, owner)
+	fd, mp, err := m.clone(dirfd, a, owner, unix.AT_RECURSIVE)
 	if err != nil {
 		return "", nil, err
 	}
@@ -460,10 +469,11 @@ func detach(path string) (mounted bool, err error) {
 	}
 }
 
-// clone makes the detached view of the directory open at dirfd, and
-// returns its id map, which it holds (nil for none); the caller attaches
-// the view or closes it and releases the map.
-func (m *Manager) clone(dirfd int, a Attrs, owner tree.Owner) (int, *Map, error) {
+// clone makes the detached view of the directory open at dirfd, with the
+// mounts below it when recursive is unix.AT_RECURSIVE, and returns its id
+// map, which it holds (nil for none); the caller attaches the view or
+// closes it and releases the map.
+func (m *Manager) clone(dirfd int, a Attrs, owner tree.Owner, recursive int) (int, *Map, error) {
 	// Private, in the same call as the rest: open_tree's clone joins the
 	// peer group of a shared source, and a mount propagated into it before
 	// this call gets the view's attributes too.
@@ -484,12 +494,12 @@ func (m *Manager) clone(dirfd int, a Attrs, owner tree.Owner) (int, *Map, error)
 		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
 		attr.Userns_fd = uint64(ns.Fd())
 	}
-	fd, err := unix.OpenTree(dirfd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	fd, err := unix.OpenTree(dirfd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|uint(recursive))
 	if err != nil {
 		m.release(mp)
 		return -1, nil, &UnsupportedError{Op: "open_tree", Err: err, IDMap: a.IDMap}
 	}
-	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+	if err := unix.MountSetattr(fd, "", uint(unix.AT_EMPTY_PATH|recursive), &attr); err != nil {
 		unix.Close(fd)
 		m.release(mp)
 		return -1, nil, &UnsupportedError{Op: "mount_setattr", Err: err, IDMap: a.IDMap}
@@ -562,8 +572,8 @@ func (e *UnsupportedError) Error() string {
 			"uid/gid on a shared or tree volume needs idmapped mounts (Linux 5.12 or later; "+
 			"ext4, xfs, btrfs, or tmpfs from 6.3) and CAP_SYS_ADMIN", e.Op, e.Err)
 	}
-	return fmt.Sprintf("this kernel cannot make a read-only view (%s: %v): access=ro needs "+
-		"open_tree and mount_setattr (Linux 5.12 or later) and CAP_SYS_ADMIN", e.Op, e.Err)
+	return fmt.Sprintf("this kernel cannot make a view (%s: %v): views, which access=ro needs, "+
+		"need open_tree and mount_setattr (Linux 5.12 or later) and CAP_SYS_ADMIN", e.Op, e.Err)
 }
 
 func (e *UnsupportedError) Unwrap() error { return e.Err }
