@@ -276,5 +276,11 @@ var viewCases = []testCase{
 		if err == nil || !strings.Contains(out, "uid=1000 gid=1000 on a shared or tree volume") || !strings.Contains(out, "needs idmapped mounts") {
 			t.Errorf("create on a file system without idmapped mounts: %v %s", err, out)
 		}
+		// The ramfs concerns the volumes on it only: the others keep their
+		// views (access=ro needs one).
+		e.mustCreate(t, "media-ro-beside", "shared=media", "access=ro")
+		if out, err := docker("run", "--rm", "--network", "none", "-v", "media-ro-beside:/v", image, "true"); err != nil {
+			t.Errorf("a read-only volume beside the ramfs: %v %s", err, out)
+		}
 	}},
 }
