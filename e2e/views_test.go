@@ -245,14 +245,6 @@ var viewCases = []testCase{
 	{"NoIDMapFileSystem", func(t *testing.T, e *env) {
 		// ramfs has no idmapped mounts: a shared directory on it stands
 		// for a kernel or file system without them.
-		if e.mode == "managed" && apiAtLeast(44) {
-			// Seen on engine 29 (runc 1.5.1), not on 20.10: a file system
-			// mounted below the tree in the suite's mount namespace does
-			// not appear in the managed plugin's tree, even after a
-			// reinstall; with the tree as a mount of the plugin's own
-			// (the release before) it did. Cause not found yet.
-			t.Skip("engine 29, managed: a file system mounted below the tree does not reach the plugin's tree here")
-		}
 		dir := e.host("shared/music")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -281,6 +273,46 @@ var viewCases = []testCase{
 		e.mustCreate(t, "media-ro-beside", "shared=media", "access=ro")
 		if out, err := docker("run", "--rm", "--network", "none", "-v", "media-ro-beside:/v", image, "true"); err != nil {
 			t.Errorf("a read-only volume beside the ramfs: %v %s", err, out)
+		}
+	}},
+	// A disk the host mounts below the tree while the plugin runs (a USB
+	// disk at shared/documents) reaches new containers through the
+	// plugin: the container sees the disk, not the directory under it.
+	// The host's / is a shared mount on most hosts; here the directory is
+	// a shared mount of its own before the plugin starts, as it is there.
+	{"HostDiskMountedLater", func(t *testing.T, e *env) {
+		dir := e.host("shared/documents")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "marker"), []byte("directory"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = unix.Unmount(dir, unix.MNT_DETACH)
+			if e.mode == "managed" {
+				e.Restart(t) // its tree still holds the mounts
+			}
+		})
+		if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+			t.Fatal(err)
+		}
+		if e.mode == "managed" {
+			e.Restart(t) // the plugin starts with the shared mount in its tree
+		}
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+		if err := os.WriteFile(filepath.Join(dir, "marker"), []byte("disk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.mustCreate(t, "documents-disk", "shared=documents")
+		if out := strings.TrimSpace(e.run(t, "--network", "none", "-v", "documents-disk:/v", image, "cat", "/v/marker")); out != "disk" {
+			t.Errorf("the container sees %q below the tree, not the disk mounted there", out)
 		}
 	}},
 }

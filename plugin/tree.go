@@ -83,7 +83,17 @@ func mountTree(hostRoot, source, root string, log *logrus.Logger) error {
 		return fmt.Errorf("bind-mount tree %s at %s: %w", source, root, err)
 	}
 	// The host's / was only the way to the tree: from here on the plugin
-	// has no path to anything on the host but the tree.
+	// has no path to anything on the host but the tree. Private first: the
+	// tree's bind is a peer of the host's / (a bind of a shared mount
+	// joins its peer group), and an unmount propagates to peers. Unmounted
+	// shared, it took with it every file system mounted below the tree (a
+	// disk at shared/media), which the plugin then served from the
+	// directory underneath. Only the host's / becomes private: the tree
+	// stays a slave of the host's mounts, so a disk mounted there later
+	// still reaches the plugin.
+	if err := unix.Mount("", hostRoot, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make the host's / at %s private before unmounting it: %w", hostRoot, err)
+	}
 	if err := unix.Unmount(hostRoot, unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("unmount the host's / at %s: %w", hostRoot, err)
 	}
