@@ -135,7 +135,11 @@ func split(rel string) ([]string, error) {
 // which makes what is missing and names what it refuses.
 func (t *Tree) openExisting(rel string) (int, bool) {
 	how := unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		// A path descriptor: what Mount does with it (fstat, open_tree,
+		// the *at calls) needs no open file, and Mount opens one at every
+		// call. With 8 clients an open file cost a Mount of a mounted
+		// volume a third of the protocol's own cost.
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	fd, err := unix.Openat2(int(t.dir.Fd()), rel, &how)
@@ -157,11 +161,19 @@ func (t *Tree) setPerm(fd int, rel string, perm *Perm) error {
 	if unix.Fstat(fd, &st) == nil && st.Uid == perm.UID && st.Gid == perm.GID && st.Mode&0o7777 == perm.Mode {
 		return nil
 	}
+	// fd may be a path descriptor, which fchown and fchmod refuse: they
+	// get one of the same directory, opened through fd (".", no name to
+	// resolve).
+	dir, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return t.pathErr("open", rel, err)
+	}
+	defer closeFd(dir)
 	// chown before chmod: chown may clear set-id bits that mode asks for.
-	if err := unix.Fchown(fd, int(perm.UID), int(perm.GID)); err != nil {
+	if err := unix.Fchown(dir, int(perm.UID), int(perm.GID)); err != nil {
 		return t.pathErr("chown", rel, err)
 	}
-	if err := unix.Fchmod(fd, perm.Mode); err != nil {
+	if err := unix.Fchmod(dir, perm.Mode); err != nil {
 		return t.pathErr("chmod", rel, err)
 	}
 	return nil

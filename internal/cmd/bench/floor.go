@@ -107,7 +107,7 @@ func (d *fileFloor) heldView(name string) *heldView {
 func (d *fileFloor) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 	app, dir, _ := strings.Cut(r.Name, "_")
 	how := unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH,
 	}
 	fd, err := unix.Openat2(int(d.root.Fd()), "app_data/"+app+"/"+dir, &how)

@@ -607,7 +607,7 @@ func printProtocol(c config, conc int, rows []row) {
 	if !slices.ContainsFunc(rows, func(r row) bool { return len(r.sides) > 2 }) {
 		return
 	}
-	fmt.Println("Against the file work each call cannot avoid: for Mount and Unmount a floor server that also does it (Mount: openat2 of the volume directory refusing symlinks, fstat, close; one log append per call), and at a volume's first mount and last unmount also the kernel's view calls (open_tree, mount_setattr, move_mount at the first mount of a volume; umount at its last), measured in the same rounds; for Create and Remove that work done directly in the same file system (mkdir, chown, chmod of app and volume directory, temp file write, fsync, rename, fsync of the directory; unlink, fsync of the directory), added to the protocol floor:")
+	fmt.Println("Against the file work each call cannot avoid: for Mount and Unmount a floor server that also does it (Mount: openat2 of the volume directory as a path descriptor, refusing symlinks, fstat, close; one log append per call), and at a volume's first mount and last unmount also the kernel's view calls (open_tree, mount_setattr, move_mount at the first mount of a volume; umount at its last), measured in the same rounds; for Create and Remove that work done directly in the same file system (mkdir, chown, chmod of app and volume directory, temp file write, fsync, rename, fsync of the directory; unlink, fsync of the directory), added to the protocol floor:")
 	fmt.Println()
 	fmt.Println("| call | portal-volume p50 | protocol floor p50 | file work p50 | floor + file work p50 | portal-volume / (floor + file work) |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|")
