@@ -2,9 +2,11 @@ package state
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,11 +28,13 @@ const BootIDFile = "/proc/sys/kernel/random/boot_id"
 // The counts must survive a restart or crash of the plugin but not a reboot
 // (after a reboot no container holds a mount), and Mount and Unmount are
 // Docker's hottest calls. So every change is one append to a log that is
-// never fsync'd: a killed process loses nothing the kernel has, and the log's
-// header holds the boot id, so a log from an earlier boot is discarded.
+// never fsync'd (a copy into its mapped room, see logFile): a killed
+// process loses nothing the kernel has, and the log's header holds the boot
+// id, so a log from an earlier boot is discarded.
 // A torn last line (a crash mid-append) is ignored. The log is rewritten as a
-// snapshot at open and whenever it has grown well past the live entries, so
-// its size, and the cost of a call, do not grow with the number of calls.
+// snapshot at open, when its room is used up and whenever it has grown well
+// past the live entries, so its size, and the cost of a call, do not grow
+// with the number of calls.
 //
 // An engine generation is one life of the engine that uses the plugin:
 // NewGeneration starts the next. A pair last mounted in an earlier
@@ -51,8 +55,7 @@ type Mounts struct {
 	counts map[string]map[string]count // volume -> mount ID -> count
 	live   int                         // (volume, ID) pairs with a count
 	lines  int                         // entries in the log file
-	file   *os.File                    // the log, open for appending
-	torn   bool                        // the last append failed part way
+	out    *logFile                    // the log, open for appending
 	log    logrus.FieldLogger
 }
 
@@ -83,7 +86,7 @@ type mountEntry struct {
 // rewrites it as a snapshot. Counts from another boot are dropped.
 func OpenMounts(dir, bootID string, log logrus.FieldLogger) (*Mounts, error) {
 	m := &Mounts{path: filepath.Join(dir, mountLogName), bootID: bootID, counts: map[string]map[string]count{}, log: log}
-	current, err := m.replay()
+	current, end, torn, err := m.replay()
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +98,9 @@ func OpenMounts(dir, bootID string, log logrus.FieldLogger) (*Mounts, error) {
 			return nil, err
 		}
 		log.WithError(err).Warn("could not rewrite the mount log; appending to it as it is")
-		if m.file, err = os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
-			return nil, fmt.Errorf("state: %w", err)
+		if m.out, err = openLogFile(m.path, end, torn); err != nil {
+			return nil, err
 		}
-		m.torn = true // the log may end in a torn line
 	}
 	return m, nil
 }
@@ -112,33 +114,46 @@ func ReadBootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-// replay reads the log into the counts; current tells whether the log is
-// this boot's.
-func (m *Mounts) replay() (current bool, err error) {
+// replay reads the log into the counts. current tells whether the log is
+// this boot's; end is the length of its text, and torn whether that ends
+// without a newline.
+func (m *Mounts) replay() (current bool, end int64, torn bool, err error) {
 	f, err := os.Open(m.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
+		return false, 0, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("state: %w", err)
+		return false, 0, false, fmt.Errorf("state: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	if !sc.Scan() {
-		return false, nil
+	text := &logText{r: f}
+	r := bufio.NewReaderSize(text, 64<<10)
+	defer func() { end, torn = text.n, text.last != '\n' }()
+	line, long, err := readLine(r)
+	if err != nil && err != io.EOF {
+		return false, 0, false, fmt.Errorf("state: read %s: %w", m.path, err)
 	}
 	var h mountHeader
-	if json.Unmarshal(sc.Bytes(), &h) != nil || h.BootID != m.bootID {
-		m.log.WithField("log_boot_id", h.BootID).Info("mount counts are from an earlier boot; starting with none")
-		return false, nil
+	if long || json.Unmarshal(line, &h) != nil || h.BootID != m.bootID {
+		if len(line) > 0 || long {
+			m.log.WithField("log_boot_id", h.BootID).Info("mount counts are from an earlier boot; starting with none")
+		}
+		return false, 0, false, nil
 	}
 	m.gen = h.Engine
-	for sc.Scan() {
+	for err == nil {
+		line, long, err = readLine(r)
+		if long {
+			m.log.Warn("skipped a mount log line too long to be an entry")
+			continue
+		}
+		if len(line) == 0 {
+			continue
+		}
 		var e mountEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if json.Unmarshal(line, &e) != nil {
 			// Only the last line can be torn; anything else is not ours.
-			m.log.WithField("line", sc.Text()).Warn("skipped unreadable mount log line")
+			m.log.WithField("line", string(line)).Warn("skipped unreadable mount log line")
 			continue
 		}
 		if e.Volume == "" {
@@ -148,7 +163,47 @@ func (m *Mounts) replay() (current bool, err error) {
 		}
 		m.lines++
 	}
-	return true, nil
+	if err != io.EOF {
+		return false, 0, false, fmt.Errorf("state: read %s: %w", m.path, err)
+	}
+	return true, 0, false, nil
+}
+
+// readLine returns r's next line without its newline, and io.EOF with the
+// last one. A line longer than r's buffer (no entry is) is passed over
+// whole, and reported as long.
+func readLine(r *bufio.Reader) (line []byte, long bool, err error) {
+	line, err = r.ReadSlice('\n')
+	for err == bufio.ErrBufferFull {
+		line, long = nil, true
+		_, err = r.ReadSlice('\n')
+	}
+	return bytes.TrimSuffix(line, []byte{'\n'}), long, err
+}
+
+// logText reads the text of a log: up to its first NUL byte, where the
+// room after the text begins. It counts what it read, and keeps its last
+// byte.
+type logText struct {
+	r    io.Reader
+	n    int64
+	last byte
+	done bool
+}
+
+func (t *logText) Read(p []byte) (int, error) {
+	if t.done {
+		return 0, io.EOF
+	}
+	n, err := t.r.Read(p)
+	if i := bytes.IndexByte(p[:n], 0); i >= 0 {
+		n, err, t.done = i, nil, true
+	}
+	if n > 0 {
+		t.n += int64(n)
+		t.last = p[n-1]
+	}
+	return n, err
 }
 
 // compact rewrites the log as header plus one entry per live count, and
@@ -172,6 +227,10 @@ func (m *Mounts) compact() error {
 	if err == nil {
 		err = w.Flush()
 	}
+	size, _ := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		addRoom(f, size)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -182,14 +241,14 @@ func (m *Mounts) compact() error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("state: rewrite mount log: %w", err)
 	}
-	f, err = os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0)
+	out, err := openLogFile(m.path, size, false)
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return err
 	}
-	if m.file != nil {
-		m.file.Close()
+	if m.out != nil {
+		m.out.Close()
 	}
-	m.file, m.torn, m.lines = f, false, m.live
+	m.out, m.lines = out, m.live
 	return nil
 }
 
@@ -197,7 +256,7 @@ func (m *Mounts) compact() error {
 func (m *Mounts) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.file.Close()
+	return m.out.Close()
 }
 
 // Generation is the current engine generation.
@@ -299,24 +358,33 @@ func (m *Mounts) write(e mountEntry) error {
 	if err != nil {
 		return err
 	}
-	if m.torn {
-		// End the torn line first, so that it costs only itself.
-		line = append([]byte{'\n'}, line...)
+	line = append(line, '\n')
+	if !m.out.fits(len(line)) {
+		// The room is used up: a new log brings new room. Where none can
+		// be written, the line is written at the end of the text.
+		if err := m.compact(); err != nil {
+			m.log.WithError(err).Warn("could not rewrite the mount log")
+		}
 	}
-	if _, err := m.file.Write(append(line, '\n')); err != nil {
-		m.torn = true
+	if err := m.out.append(line); err != nil {
 		return fmt.Errorf("state: mount log: %w", err)
 	}
-	m.torn = false
 	m.lines++
 	return nil
 }
+
+// compactSlack is how many lines the log may hold beyond twice the live
+// entries before it is rewritten. It weighs what start-up may have to read
+// beyond the snapshot (about 110 bytes a line) against how often a rewrite
+// (a new file, its room allocated, the old one's freed) holds up Mount and
+// Unmount; at 1,024 the rewrites cost more than the appends.
+const compactSlack = 16384
 
 // compactIfLong rewrites the log once it has grown well past the live
 // entries. The last change is logged: a failed rewrite only postpones the
 // next.
 func (m *Mounts) compactIfLong() {
-	if m.lines > 2*m.live+1024 {
+	if m.lines > 2*m.live+compactSlack {
 		if err := m.compact(); err != nil {
 			m.log.WithError(err).Warn("could not rewrite the mount log")
 		}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -375,11 +376,13 @@ func TestMountsTornLastLine(t *testing.T) {
 	path := filepath.Join(dir, mountLogName)
 	line, _ := json.Marshal(mountEntry{Volume: "a", ID: "3", Delta: 1})
 	for cut := 1; cut < len(line); cut++ {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		// What a crash part way through an append leaves: a piece of the
+		// line at the end of the text.
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.Write(line[:cut]); err != nil {
+		if _, err := f.WriteAt(line[:cut], int64(len(textOf(t, path)))); err != nil {
 			t.Fatal(err)
 		}
 		f.Close()
@@ -433,6 +436,13 @@ func TestMountsBadLog(t *testing.T) {
 	}
 }
 
+// textOf is the text of the mount log at path: up to the room after it.
+func textOf(t *testing.T, path string) []byte {
+	t.Helper()
+	text, _, _ := bytes.Cut(readFile(t, path), []byte{0})
+	return text
+}
+
 func TestMountsCompaction(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, mountLogName)
@@ -443,7 +453,7 @@ func TestMountsCompaction(t *testing.T) {
 		}
 	}
 	var maxSize int64
-	for i := range 10000 {
+	for i := range 2 * compactSlack {
 		id := fmt.Sprintf("container-%064d", i)
 		if err := m.Mount("hot", id); err != nil {
 			t.Fatal(err)
@@ -451,18 +461,14 @@ func TestMountsCompaction(t *testing.T) {
 		if ok, err := m.Unmount("hot", id); !ok || err != nil {
 			t.Fatalf("Unmount = %v, %v", ok, err)
 		}
-		if i%100 == 0 {
-			fi, err := os.Stat(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			maxSize = max(maxSize, fi.Size())
+		if i%1000 == 0 {
+			maxSize = max(maxSize, int64(len(textOf(t, path))))
 		}
 	}
-	// 20,000 appends of ~100 bytes would be 2 MB; compaction keeps the log
-	// within a couple of thousand lines.
-	if maxSize > 256<<10 {
-		t.Fatalf("mount log grew to %d bytes", maxSize)
+	// 4 * compactSlack appends of ~110 bytes would be 7 MB; compaction
+	// keeps the log within compactSlack lines beyond the live ones.
+	if limit := int64(2*50+compactSlack+1) * 120; maxSize > limit {
+		t.Fatalf("mount log grew to %d bytes, want at most %d", maxSize, limit)
 	}
 	m.Close()
 	m = openMounts(t, dir, "boot")
@@ -471,12 +477,17 @@ func TestMountsCompaction(t *testing.T) {
 	if m.live != 50 {
 		t.Fatalf("%d live mounts after reopen, want 50", m.live)
 	}
+	text := textOf(t, path)
+	if len(text) > 8<<10 {
+		t.Fatalf("log is %d bytes right after open with 50 live mounts", len(text))
+	}
+	// The room after the text is bounded too.
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Size() > 8<<10 {
-		t.Fatalf("log is %d bytes right after open with 50 live mounts", fi.Size())
+	if room := fi.Size() - int64(len(text)); room > minLogRoom {
+		t.Fatalf("log has %d bytes of room after %d of text, want at most %d", room, len(text), minLogRoom)
 	}
 }
 

@@ -1,0 +1,218 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestMountLogMappedRoom(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, mountLogName)
+	m := openMounts(t, dir, "boot")
+	defer m.Close()
+	if m.out.mem == nil {
+		t.Skip("this file system gives the log no mapped room")
+	}
+	if err := m.Mount("a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	// What was copied into the mapping is the file's, for every reader,
+	// before any close: a killed process leaves it to the kernel.
+	text := textOf(t, path)
+	if !bytes.HasSuffix(text, []byte(`{"v":"a","id":"1","d":1}`+"\n")) {
+		t.Fatalf("log text = %q, want it to end in the Mount", text)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() <= int64(len(text)) {
+		t.Fatalf("log is %d bytes with %d of text: no room", fi.Size(), len(text))
+	}
+	// A copy of the file as it is now is what a restart after a kill -9
+	// reads.
+	crashed := t.TempDir()
+	if err := os.WriteFile(filepath.Join(crashed, mountLogName), readFile(t, path), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := openMounts(t, crashed, "boot")
+	defer c.Close()
+	wantCounts(t, c, map[string]int{"a": 1})
+
+	// A clean stop leaves the text alone.
+	m.Close()
+	if b := readFile(t, path); !bytes.Equal(b, text) {
+		t.Fatalf("log after a clean stop = %q, want its text %q", b, text)
+	}
+}
+
+func TestMountLogWithoutRoom(t *testing.T) {
+	defer func(a func(*os.File, int64) error) { allocate = a }(allocate)
+	allocate = func(*os.File, int64) error { return errors.ErrUnsupported }
+	dir := t.TempDir()
+	path := filepath.Join(dir, mountLogName)
+	m := openMounts(t, dir, "boot")
+	if m.out.mem != nil {
+		t.Fatal("a log without room is mapped")
+	}
+	for _, id := range []string{"1", "2", "2"} {
+		if err := m.Mount("a", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := m.Unmount("a", "1"); !ok || err != nil {
+		t.Fatalf("Unmount = %v, %v", ok, err)
+	}
+	if b := readFile(t, path); bytes.IndexByte(b, 0) >= 0 {
+		t.Fatalf("a log without room has NUL bytes: %q", b)
+	}
+	m.Close()
+	m = openMounts(t, dir, "boot")
+	defer m.Close()
+	wantCounts(t, m, map[string]int{"a": 2})
+}
+
+// A log that cannot be rewritten at open (a full disk) is appended to
+// where its text ends, in its room.
+func TestMountLogRoomKeptWhenRewriteFails(t *testing.T) {
+	dir := t.TempDir()
+	m := openMounts(t, dir, "boot")
+	if err := m.Mount("a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	tmp := m.path + tmpPrefix
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m = openMounts(t, dir, "boot")
+	if err := m.Mount("a", "2"); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if err := os.Remove(tmp); err != nil {
+		t.Fatal(err)
+	}
+	m = openMounts(t, dir, "boot")
+	defer m.Close()
+	wantCounts(t, m, map[string]int{"a": 2})
+}
+
+// A log cut short behind its mapping makes the next append fault: that
+// Mount fails, the daemon goes on, and the next Mount starts a new log.
+func TestMountLogCutShortBehindMapping(t *testing.T) {
+	dir := t.TempDir()
+	m := openMounts(t, dir, "boot")
+	defer m.Close()
+	if m.out.mem == nil {
+		t.Skip("this file system gives the log no mapped room")
+	}
+	if err := m.Mount("a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(m.path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Mount("a", "2"); err == nil || !strings.Contains(err.Error(), "faulted") {
+		t.Fatalf("an append to a log cut short behind its mapping: %v, want a fault", err)
+	}
+	wantCounts(t, m, map[string]int{"a": 1})
+	if err := m.Mount("a", "3"); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	m = openMounts(t, dir, "boot")
+	wantCounts(t, m, map[string]int{"a": 2})
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// FuzzMountLog opens a log of any text, followed by room (data's bytes
+// from its first NUL on, as NULs), that cannot be rewritten (so appends go
+// after its text, as on a full disk), counts one Mount, and opens it
+// again: the counts read back are the counts the first open had, whatever
+// the text was and however much room followed it.
+func FuzzMountLog(f *testing.F) {
+	header := `{"boot_id":"boot","engine":1}` + "\n"
+	f.Add([]byte(header + `{"v":"a","id":"1","d":1,"g":1}` + "\n"))
+	f.Add([]byte(header + `{"v":"a","id":"1","d":1,"g":1}` + "\n" + `{"v":"a","id"`))
+	f.Add([]byte(header + `{"v":"a","id":"1","d":1,"g":1}` + "\n\x00\x00\x00\x00"))
+	f.Add([]byte(header + `{"engine":2}` + "\n" + `{"v":"a","id":"x","d":3,"g":1}` + "\n\n"))
+	f.Add([]byte(header + `{"v":"a","id":"1","d":1,"g":1}` + "\x00" + `{"v":"a","id":"2","d":1,"g":1}` + "\n"))
+	f.Add([]byte(`{"boot_id":"boot"`))
+	f.Add([]byte("\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, mountLogName)
+		text, _, _ := bytes.Cut(data, []byte{0})
+		room := make([]byte, len(data)-len(text))
+		if err := os.WriteFile(path, append(bytes.Clone(text), room...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(path+tmpPrefix, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		m, err := OpenMounts(dir, "boot", quiet())
+		if err != nil {
+			return // not this boot's log, and no rewrite to replace it
+		}
+		if err := m.Mount("a", "x"); err != nil {
+			t.Fatal(err)
+		}
+		want, gen := m.counts, m.gen
+		m.Close()
+		m = openMounts(t, dir, "boot")
+		defer m.Close()
+		if !reflect.DeepEqual(m.counts, want) || m.gen != gen {
+			t.Fatalf("reopened: counts %v, generation %d; want %v, %d", m.counts, m.gen, want, gen)
+		}
+	})
+}
+
+// BenchmarkMountLog is a Mount and an Unmount of a volume that stays
+// mounted, counted in a log with mapped room and in one appended to by
+// write(2), 8 goroutines at once.
+func BenchmarkMountLog(b *testing.B) {
+	for _, mode := range []string{"mapped", "write"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode == "write" {
+				defer func(a func(*os.File, int64) error) { allocate = a }(allocate)
+				allocate = func(*os.File, int64) error { return errors.ErrUnsupported }
+			}
+			m, err := OpenMounts(b.TempDir(), "boot", quiet())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close()
+			if err := m.Mount("vol", "running"); err != nil {
+				b.Fatal(err)
+			}
+			id := strings.Repeat("0123456789abcdef", 4)
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := m.Mount("vol", id); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, err := m.Unmount("vol", id); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
