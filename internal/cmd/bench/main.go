@@ -89,6 +89,8 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp directory (for inspection)")
 	calls := flag.String("calls", "", "comma list of the protocol calls to measure (Get,Path,Mount,Unmount,List,Create,Remove; default all)")
 	env := flag.String("plugin-env", "", "comma list of KEY=VALUE added to portal-volume's environment (e.g. GOMEMLIMIT=64MiB)")
+	runsSocket := flag.String("runs", "", "socket of a plugin already serving: time whole runs of -n Creates and Removes by -c clients against it, and nothing else")
+	runsOpts := flag.String("runs-opts", "app=run,path=v%d", "Create options for --runs, k=v,... with %d for the volume's number")
 	if len(os.Args) > 1 && os.Args[1] == floorCommand {
 		os.Exit(serveFloorMain(os.Args[2:]))
 	}
@@ -127,6 +129,9 @@ func main() {
 	}
 	if c.floor != "process" && c.floor != "inproc" {
 		fatalf("--floor %q: want process or inproc", c.floor)
+	}
+	if *runsSocket != "" {
+		os.Exit(runs(c, *runsSocket, *runsOpts))
 	}
 	if os.Geteuid() != 0 {
 		fatalf("run as root: portal-volume chowns below its root")
