@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestMountLogMappedRoom(t *testing.T) {
@@ -78,29 +80,36 @@ func TestMountLogWithoutRoom(t *testing.T) {
 }
 
 // A log that cannot be rewritten at open (a full disk) is appended to
-// where its text ends, in its room.
+// where its text ends, in the room a killed daemon left.
 func TestMountLogRoomKeptWhenRewriteFails(t *testing.T) {
 	dir := t.TempDir()
 	m := openMounts(t, dir, "boot")
-	if err := m.Mount("a", "1"); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
+	mustMount(t, m, [2]string{"a", "1"})
+	crash(m)
 	tmp := m.path + tmpPrefix
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	m = openMounts(t, dir, "boot")
-	if err := m.Mount("a", "2"); err != nil {
-		t.Fatal(err)
+	if m.out.mem == nil {
+		t.Skip("this file system gives the log no mapped room")
 	}
-	m.Close()
+	mustMount(t, m, [2]string{"a", "2"})
+	crash(m)
 	if err := os.Remove(tmp); err != nil {
 		t.Fatal(err)
 	}
 	m = openMounts(t, dir, "boot")
 	defer m.Close()
 	wantCounts(t, m, map[string]int{"a": 2})
+}
+
+// crash lets go of m as a killed daemon does: the log keeps its room.
+func crash(m *Mounts) {
+	if m.out.mem != nil {
+		_ = unix.Munmap(m.out.mem)
+	}
+	m.out.f.Close()
 }
 
 // A log cut short behind its mapping makes the next append fault: that
