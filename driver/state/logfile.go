@@ -82,7 +82,7 @@ func (l *logFile) append(line []byte) error {
 	}
 	var err error
 	if l.mem != nil && l.off+int64(len(line)) <= int64(len(l.mem)) {
-		err = l.copy(line)
+		err = l.store(line)
 	} else {
 		_, err = l.f.WriteAt(line, l.off)
 	}
@@ -95,10 +95,10 @@ func (l *logFile) append(line []byte) error {
 	return nil
 }
 
-// copy copies line into the mapping at the end of the text. A fault (the
+// store copies line into the mapping at the end of the text. A fault (the
 // file was cut short behind the mapping, or the disk could not take a
 // page) is an error, not a crash of the daemon.
-func (l *logFile) copy(line []byte) (err error) {
+func (l *logFile) store(line []byte) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
