@@ -186,8 +186,8 @@ func attachView(fd int, path string, readOnly bool) error {
 	return nil
 }
 
-// detachViews detaches and removes whatever views are left in dir, for
-// the floor's exit.
+// detachViews detaches and removes whatever views are left in dir: at the
+// file floor's exit, and portal-volume's.
 func detachViews(dir string) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {

@@ -244,6 +244,11 @@ func protocol(c config, tmp string, stops *cleanups) {
 			panic(err)
 		}
 	}
+	// Views outlive the daemon by design (the engine unmounts them), and
+	// not every choice of --calls unmounts what it mounted: whatever is
+	// left goes once the daemon has stopped, so that no run leaves mounts
+	// on the host.
+	stops.add(func() { detachViews(dir + "/views") })
 	portal := startProcess("portal-volume", dir+"/pv.sock", dir+"/portal-volume.log", c.env, c.binary,
 		"--root", root, "--views", dir+"/views", "--socket", dir+"/pv.sock", "--log-level", "warn")
 	stops.add(portal.stop)
