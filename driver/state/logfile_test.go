@@ -15,14 +15,9 @@ import (
 func TestMountLogMappedRoom(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, mountLogName)
-	m := openMounts(t, dir, "boot")
+	m := openMapped(t, dir)
 	defer m.Close()
-	if m.out.mem == nil {
-		t.Skip("this file system gives the log no mapped room")
-	}
-	if err := m.Mount("a", "1"); err != nil {
-		t.Fatal(err)
-	}
+	mustMount(t, m, [2]string{"a", "1"})
 	// What was copied into the mapping is the file's, for every reader,
 	// before any close: a killed process leaves it to the kernel.
 	text := textOf(t, path)
@@ -90,10 +85,7 @@ func TestMountLogRoomKeptWhenRewriteFails(t *testing.T) {
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	m = openMounts(t, dir, "boot")
-	if m.out.mem == nil {
-		t.Skip("this file system gives the log no mapped room")
-	}
+	m = openMapped(t, dir)
 	mustMount(t, m, [2]string{"a", "2"})
 	crash(m)
 	if err := os.Remove(tmp); err != nil {
@@ -102,6 +94,18 @@ func TestMountLogRoomKeptWhenRewriteFails(t *testing.T) {
 	m = openMounts(t, dir, "boot")
 	defer m.Close()
 	wantCounts(t, m, map[string]int{"a": 2})
+}
+
+// openMapped opens the mount log in dir, and skips the test where the
+// file system gives the log no mapped room.
+func openMapped(t *testing.T, dir string) *Mounts {
+	t.Helper()
+	m := openMounts(t, dir, "boot")
+	if m.out.mem == nil {
+		m.Close()
+		t.Skip("this file system gives the log no mapped room")
+	}
+	return m
 }
 
 // crash lets go of m as a killed daemon does: the log keeps its room.
@@ -116,14 +120,9 @@ func crash(m *Mounts) {
 // Mount fails, the daemon goes on, and the next Mount starts a new log.
 func TestMountLogCutShortBehindMapping(t *testing.T) {
 	dir := t.TempDir()
-	m := openMounts(t, dir, "boot")
+	m := openMapped(t, dir)
 	defer m.Close()
-	if m.out.mem == nil {
-		t.Skip("this file system gives the log no mapped room")
-	}
-	if err := m.Mount("a", "1"); err != nil {
-		t.Fatal(err)
-	}
+	mustMount(t, m, [2]string{"a", "1"})
 	if err := os.Truncate(m.path, 0); err != nil {
 		t.Fatal(err)
 	}
