@@ -311,6 +311,10 @@ func (r *releaseRun) check(t *testing.T, version string) {
 			t.Errorf("%s: %+v, was %+v", n, a, b)
 		}
 		for _, k := range []string{"app", "path", "uid", "gid", "mode", "shared", "tree", "access", "owner", "on_remove", "mounts"} {
+			if k == "mounts" && n == "rel_again" {
+				r.wantRestartsMounted(t)
+				continue
+			}
 			if fmt.Sprint(a.Status[k]) != fmt.Sprint(b.Status[k]) {
 				t.Errorf("%s: Status %s %v -> %v", n, k, b.Status[k], a.Status[k])
 			}
@@ -328,6 +332,29 @@ func (r *releaseRun) check(t *testing.T, version string) {
 		t.Errorf("volume rm of a volume in use: %v %s", err, out)
 	}
 	r.checkpoint(t)
+}
+
+// wantRestartsMounted checks that the volume of the container with a
+// restart policy counts its one mount. Between the container's exit and
+// the engine's restart of it, the engine has unmounted the volume and the
+// count is rightly 0; so a reading counts only when the container ran,
+// from the same start, both before and after it.
+func (r *releaseRun) wantRestartsMounted(t *testing.T) {
+	t.Helper()
+	state := func() string {
+		return mustDocker(t, "inspect", "-f", "{{.State.Status}} {{.State.StartedAt}} {{.State.Pid}}", r.restarts)
+	}
+	waitFor(t, "the restart-policy container to run through one reading of its volume", 30*time.Second, func() error {
+		before := state()
+		mounts := fmt.Sprint(r.e.inspect(t, "rel_again").Status["mounts"])
+		if after := state(); after != before || !strings.HasPrefix(after, "running ") {
+			return fmt.Errorf("the container was %q, then %q", before, after)
+		}
+		if mounts != "1" {
+			t.Errorf("rel_again: Status mounts %s while its container ran (%s)", mounts, before)
+		}
+		return nil
+	})
 }
 
 // wantLog waits for the plugin's log since the checkpoint to have a line
