@@ -7,9 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestEngineRestarts: mount counts follow the engine through a SIGKILL of
@@ -146,6 +151,56 @@ var engineCases = []testCase{
 		mustDocker(t, "volume", "rm", "live_data")
 		wantGone(t, e.host("app_data/live/data"))
 	}},
+	{"DockerdKilledOnBusyHostLiveRestore", func(t *testing.T, e *env) {
+		needDaemon(t)
+		// A host running many containers has hundreds of mounts. There,
+		// without live-restore, the engine restarted after a SIGKILL can
+		// unmount a managed plugin's propagated mount after it started
+		// the plugin again (see docs/state-and-recovery.md). With
+		// live-restore it keeps the running plugin: containers old and
+		// new reach their volume.
+		strayMounts(t, 300)
+		setLiveRestore(t, true)
+		e.mustCreate(t, "busyhost_data")
+		id := e.sleeper(t, "-v", "busyhost_data:/v")
+		daemon.kill()
+		if err := daemon.start(); err != nil {
+			t.Fatal(err)
+		}
+		mustDocker(t, "exec", id, "sh", "-c", "echo old > /v/old")
+		mustDocker(t, "run", "--rm", "-v", "busyhost_data:/v", image, "sh", "-c", "echo new > /v/new")
+		for _, f := range []string{"old", "new"} {
+			if got := readFile(t, e.host("app_data/busyhost/data/"+f)); got != f+"\n" {
+				t.Errorf("after dockerd's SIGKILL, the %s container's write reads %q in the volume's directory", f, got)
+			}
+		}
+	}},
+}
+
+// strayMounts makes n bind mounts in the suite's mount namespace (which
+// its engine shares), as a host running many containers has, and
+// unmounts them when the test ends.
+func strayMounts(t *testing.T, n int) {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		at := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.Mkdir(at, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(src, at, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := unix.Unmount(at, unix.MNT_DETACH); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 }
 
 func needDaemon(t *testing.T) {
