@@ -63,11 +63,12 @@ go test -race -count=1 $(go list ./... | grep -v /e2e)
 # deadline ends a worker mid-input ("context deadline exceeded"), or a
 # loaded machine makes a worker miss its heartbeat ("fuzzing process hung
 # or terminated unexpectedly"). A real failure writes an input that fails
-# again when run alone; only that fails the suite. Minimizing a new
-# input may take a minute by default, most of a short run: 3 s is enough.
+# again when run alone; only that fails the suite, and a run that stops
+# without one is tried again, three times in all. Minimizing a new input
+# may take a minute by default, most of a short run: 3 s is enough.
 fuzz() {
   local pkg=$1 corpus=$2/testdata/fuzz/$3 target=$3 out input try
-  for try in 1 2; do
+  for try in 1 2 3; do
     local before; before=$(ls "$corpus" 2>/dev/null || true)
     if out=$(go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" -fuzzminimizetime 3s "$pkg" 2>&1); then
       echo "$out" | tail -3; return 0
@@ -83,7 +84,7 @@ fuzz() {
     done
     echo "fuzzing $target stopped without a reproducible failure (try $try)"
   done
-  echo "fuzzing $target failed twice"; return 1
+  echo "fuzzing $target stopped without a reproducible failure three times"; return 1
 }
 
 if [ "$fuzztime" != 0 ]; then
