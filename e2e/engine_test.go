@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -172,6 +173,56 @@ var engineCases = []testCase{
 		for _, f := range []string{"old", "new"} {
 			if got := readFile(t, e.host("app_data/busyhost/data/"+f)); got != f+"\n" {
 				t.Errorf("after dockerd's SIGKILL, the %s container's write reads %q in the volume's directory", f, got)
+			}
+		}
+	}},
+	{"DockerdKilledOnBusyHost", func(t *testing.T, e *env) {
+		needDaemon(t)
+		// The same without live-restore, Docker's default. The restarted
+		// engine may have lost a managed plugin's propagated mount; then
+		// a container that uses the volume fails to start, and a restart
+		// of the plugin mends it. It never starts with its volume's path
+		// bound to an empty directory on the engine's disk, writing there.
+		strayMounts(t, 300)
+		e.mustCreate(t, "busydefault_data")
+		e.sleeper(t, "-v", "busydefault_data:/v")
+		daemon.kill()
+		if err := daemon.start(); err != nil {
+			t.Fatal(err)
+		}
+		file := "written-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		write := func() error {
+			_, err := docker("run", "--rm", "-v", "busydefault_data:/v", image, "sh", "-c", "echo new > /v/"+file)
+			return err
+		}
+		if err := write(); err == nil {
+			t.Log("the first container after dockerd's SIGKILL reached its volume")
+		} else if e.mode == "legacy" || !strings.Contains(err.Error(), "no such file or directory") {
+			t.Fatalf("after dockerd's SIGKILL: %v", err)
+		} else {
+			t.Logf("the first container after dockerd's SIGKILL did not start (the engine lost the propagated mount): %v", err)
+			e.Restart(t)
+			if err := write(); err != nil {
+				t.Fatalf("after the plugin's restart: %v", err)
+			}
+		}
+		written := e.host("app_data/busydefault/data/" + file)
+		if got := readFile(t, written); got != "new\n" {
+			t.Errorf("after dockerd's SIGKILL, the container's write reads %q in the volume's directory", got)
+		}
+		// The engine's directory reaches the tree through the propagated
+		// mount: the same file. Any other is a write that went astray.
+		found, err := exec.Command("find", daemon.dir, "-name", file).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.Stat(written)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range strings.Fields(string(found)) {
+			if fi, err := os.Stat(p); err != nil || !os.SameFile(fi, want) {
+				t.Errorf("the container's write is also at %s, in the engine's directory (%v)", p, err)
 			}
 		}
 	}},

@@ -27,6 +27,17 @@ func viewMarkers(e *env) []string {
 	return []string{"/mnt/pv/views/", "/propagated-mount/views/"}
 }
 
+// isView tells whether the mount point mp is a view: below a views
+// directory, and not the tmpfs that holds the views of a living plugin.
+func isView(e *env, mp string) bool {
+	for _, m := range viewMarkers(e) {
+		if strings.Contains(mp, m) && !strings.HasSuffix(mp, m+"live") {
+			return true
+		}
+	}
+	return false
+}
+
 // leftViews lists the view mounts of every process's mount namespace.
 func leftViews(e *env) []string {
 	var left []string
@@ -43,11 +54,9 @@ func leftViews(e *env) []string {
 			if len(fields) < 5 {
 				continue
 			}
-			for _, m := range viewMarkers(e) {
-				if strings.Contains(fields[4], m) && !seen[fields[4]] {
-					seen[fields[4]] = true
-					left = append(left, f+": "+fields[4])
-				}
+			if isView(e, fields[4]) && !seen[fields[4]] {
+				seen[fields[4]] = true
+				left = append(left, f+": "+fields[4])
 			}
 		}
 		fh.Close()

@@ -8,7 +8,8 @@
 // shows), given its attributes while still detached (mount_setattr:
 // nosuid and nodev when asked; read-only for access=ro; MOUNT_ATTR_IDMAP
 // with a user namespace for uid/gid), then attached with move_mount at
-// <views dir>/<one name per volume>. Making one is a handful of syscalls.
+// <views dir>/live/<one name per volume>. Making one is a handful of
+// syscalls.
 // Every view is private, recursively: it leaves the peer group of the
 // mount it was cloned from, so a file system mounted later below the
 // directory on the host never shows in the view, and nothing mounted in
@@ -26,8 +27,17 @@
 // A container's bind mount of a view is a mount of its own, so detaching a
 // view never takes anything away from a running container. Views are
 // runtime state: at start every leftover in the views directory is
-// detached and removed (Open), and DropAll does the same for the views of
-// an engine that is gone.
+// detached and removed (Open), DropAll does the same for the views of an
+// engine that is gone, and Close detaches them all.
+//
+// The views live in a tmpfs that the manager mounts at <views dir>/live
+// for its life: a view's mount point exists only where that tmpfs is. The
+// engine reaches a managed plugin's views through Docker's propagated
+// mount; an engine that has lost that mount (dockerd, restarted without
+// live-restore, can unmount it after it started the plugin again) finds no
+// such path and fails the container's start, where a mount point on the
+// disk underneath would have been bound empty, and the container's writes
+// would have gone to the engine's disk instead of the volume.
 package view
 
 import (
@@ -90,7 +100,7 @@ func (e *RootOwnedError) Error() string {
 // Manager makes and removes the views in one directory. It is safe for
 // concurrent use.
 type Manager struct {
-	dir    string
+	dir    string   // where the views are: the tmpfs at <views dir>/live
 	lock   *os.File // the views directory, flock'd: one plugin per directory
 	log    logrus.FieldLogger
 	probed chan struct{} // closed once avail is known
@@ -122,10 +132,15 @@ type view struct {
 	mp   *Map           // its id map, nil for none
 }
 
+// liveDir is the name, in the views directory, of the tmpfs that holds
+// the views.
+const liveDir = "live"
+
 // Open takes the views directory dir (making it, 0700, when missing),
 // locks it against a second plugin, detaches and removes whatever a
-// previous life left in it, and probes once whether views can be made of
-// the directory probe (the Portal tree's root).
+// previous life left in it, mounts the tmpfs for the views, and probes
+// once whether views can be made of the directory probe (the Portal
+// tree's root).
 func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -143,12 +158,29 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 		return nil, fmt.Errorf("views directory %s is in use by another portal-volume (give each its own --views): %w", abs, err)
 	}
 	m := &Manager{
-		dir: abs, lock: lock, log: log,
+		dir: filepath.Join(abs, liveDir), lock: lock, log: log,
 		views: make(map[string]*view), userns: make(map[Map]*userns),
 		maxMaps: MaxMaps, mkNS: newUserns, probed: make(chan struct{}),
 	}
-	// What cannot be removed is logged and left; it never stops a start.
-	_ = m.Reconcile()
+	if err := os.Mkdir(m.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		lock.Close()
+		return nil, fmt.Errorf("views directory: %w", err)
+	}
+	// What a previous life left: its tmpfs, with its views; views made
+	// where no tmpfs could be mounted; an earlier release's views,
+	// directly in the views directory. What cannot be removed is logged
+	// and left; it never stops a start.
+	if mounted, err := detach(m.dir); err != nil {
+		log.WithError(err).WithField("path", m.dir).Error("could not detach the views of a previous life")
+	} else if mounted {
+		log.WithField("path", m.dir).Info("views of a previous life detached")
+	}
+	_ = m.sweep(m.dir, nil)
+	_ = m.sweep(abs, func(path string) bool { return path == m.dir })
+	if err := unix.Mount("tmpfs", m.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0700"); err != nil {
+		// Views need the same privilege; the probe says what is missing.
+		log.WithError(err).WithField("path", m.dir).Warn("could not mount the tmpfs for the views")
+	}
 	// The probe makes a user namespace, a process: off the start-up path,
 	// which answers Get first.
 	go func() {
@@ -163,20 +195,22 @@ func Open(dir, probe string, log logrus.FieldLogger) (*Manager, error) {
 	return m, nil
 }
 
-// Close releases the user namespaces and the directory's lock; the views
-// stay (Docker may still use them) until the next Open or DropAll.
+// Close detaches the tmpfs with every view in it (running containers
+// keep their own mounts) and releases the user namespaces and the
+// directory's lock.
 func (m *Manager) Close() error {
 	<-m.probed
+	_, err := detach(m.dir)
 	m.nsMu.Lock()
 	defer m.nsMu.Unlock()
 	for k, ns := range m.userns {
 		ns.f.Close()
 		delete(m.userns, k)
 	}
-	return m.lock.Close()
+	return errors.Join(err, m.lock.Close())
 }
 
-// Dir is the views directory.
+// Dir is where the views are.
 func (m *Manager) Dir() string { return m.dir }
 
 // Available is nil when views can be made, else why not. It waits for
@@ -412,19 +446,25 @@ func (m *Manager) Reconcile() error {
 }
 
 func (m *Manager) reconcile() error {
-	ents, err := os.ReadDir(m.dir)
-	if err != nil {
-		return fmt.Errorf("views directory: %w", err)
-	}
 	// By name: a view being made has no path yet.
 	live := make(map[string]bool, len(m.views))
 	for volume := range m.views {
 		live[filepath.Join(m.dir, name(volume))] = true
 	}
+	return m.sweep(m.dir, func(path string) bool { return live[path] })
+}
+
+// sweep detaches and removes every entry of dir but those keep (nil:
+// none) keeps.
+func (m *Manager) sweep(dir string, keep func(path string) bool) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("views directory: %w", err)
+	}
 	var errs []error
 	for _, e := range ents {
-		path := filepath.Join(m.dir, e.Name())
-		if live[path] {
+		path := filepath.Join(dir, e.Name())
+		if keep != nil && keep(path) {
 			continue
 		}
 		mounted, err := remove(path)

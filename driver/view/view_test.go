@@ -61,7 +61,7 @@ func fixture(t *testing.T) (m *Manager, dir string, fd int) {
 	if err := m.Available(); err != nil {
 		t.Skipf("this kernel cannot make views here: %v", err)
 	}
-	world(t, views)
+	world(t, m.Dir())
 	fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -247,9 +247,10 @@ func TestMultiplicity(t *testing.T) {
 	}
 }
 
-// TestReconcile: what a killed plugin left in the views directory (views,
-// a view stacked twice, an empty directory) is detached and removed at
-// the next Open; a stray file is reported and kept.
+// TestReconcile: what a killed plugin left (its tmpfs, with views, a view
+// stacked twice and an empty directory in it; an earlier release's view
+// and empty directory, directly in the views directory) is detached and
+// removed at the next Open; a stray file is reported and kept.
 func TestReconcile(t *testing.T) {
 	needRoot(t)
 	src := t.TempDir()
@@ -273,12 +274,19 @@ func TestReconcile(t *testing.T) {
 	if err := unix.Mount(src, stacked, "", unix.MS_BIND, ""); err != nil {
 		t.Fatal(err)
 	}
+	testutil.Mkdir(t, filepath.Join(m.Dir(), "empty"))
+	old := filepath.Join(views, name("old"))
+	testutil.Mkdir(t, old)
+	if err := unix.Mount(src, old, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
 	testutil.Mkdir(t, filepath.Join(views, "empty"))
 	testutil.Write(t, filepath.Join(views, "stray"), "not ours to delete")
-	m.Close() // as a kill -9 would: the views stay
+	m.lock.Close() // as a kill -9 would: the tmpfs and the views stay
 
-	if n := len(mountsBelow(t, views)); n != 3 {
-		t.Fatalf("%d mounts before reconcile, want 3", n)
+	// The tmpfs, a, b twice, and the earlier release's view.
+	if n := len(mountsBelow(t, views)); n != 5 {
+		t.Fatalf("%d mounts before reconcile, want 5", n)
 	}
 	buf := &testutil.Buffer{}
 	l := logrus.New()
@@ -288,18 +296,55 @@ func TestReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if left := mountsBelow(t, views); len(left) > 0 {
-		t.Errorf("left after reconcile: %v", left)
+	if left := mountsBelow(t, views); len(left) != 1 || strings.Fields(left[0])[4] != m.Dir() {
+		t.Errorf("after reconcile, mounts below the views directory: %v, want only the new tmpfs", left)
 	}
-	if ents, _ := os.ReadDir(views); len(ents) != 1 || ents[0].Name() != "stray" {
-		t.Errorf("left in the views directory: %v, want only the stray file", ents)
+	if ents, _ := os.ReadDir(views); len(ents) != 2 || ents[0].Name() != liveDir || ents[1].Name() != "stray" {
+		t.Errorf("left in the views directory: %v, want only the tmpfs and the stray file", ents)
 	}
-	// Three mounts in two directories; the empty directory goes unsaid.
-	if n := strings.Count(buf.String(), "stale view removed"); n != 2 {
-		t.Errorf("%d stale views logged, want 2:\n%s", n, buf)
+	if ents, _ := os.ReadDir(m.Dir()); len(ents) > 0 {
+		t.Errorf("in the new tmpfs: %v", ents)
+	}
+	if n := strings.Count(buf.String(), "views of a previous life detached"); n != 1 {
+		t.Errorf("the previous life's tmpfs logged %d times, want once:\n%s", n, buf)
+	}
+	// One mount in the views directory itself; the empty directory goes
+	// unsaid.
+	if n := strings.Count(buf.String(), "stale view removed"); n != 1 {
+		t.Errorf("%d stale views logged, want 1:\n%s", n, buf)
 	}
 	if !strings.Contains(buf.String(), "could not remove a stale view") || !strings.Contains(buf.String(), "stray") {
 		t.Errorf("the stray file is not reported:\n%s", buf)
+	}
+}
+
+// TestViewPathsOnlyInTmpfs: a view's path, even one kept for the volume's
+// next view, exists only in the manager's tmpfs: where that mount is
+// missing (Close; an engine that lost a managed plugin's propagated
+// mount), the path leads nowhere and the engine cannot bind it.
+func TestViewPathsOnlyInTmpfs(t *testing.T) {
+	m, _, fd := fixture(t)
+	path, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := m.Mount("kept", "a", fd, Attrs{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Unmount("kept", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, kept} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after Close, %s: %v, want it gone", p, err)
+		}
+	}
+	if left := mountsBelow(t, filepath.Dir(m.Dir())); len(left) > 0 {
+		t.Errorf("after Close, mounts below the views directory: %v", left)
 	}
 }
 
@@ -371,7 +416,7 @@ func TestNoIDMapFileSystem(t *testing.T) {
 // removes what is in it.
 func TestSecondManagerRefused(t *testing.T) {
 	m, _, _ := fixture(t)
-	if _, err := Open(m.Dir(), os.TempDir(), testLog()); err == nil || !strings.Contains(err.Error(), "in use by another portal-volume") {
+	if _, err := Open(filepath.Dir(m.Dir()), os.TempDir(), testLog()); err == nil || !strings.Contains(err.Error(), "in use by another portal-volume") {
 		t.Errorf("second Open: %v", err)
 	}
 }
