@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,6 +253,44 @@ var viewCases = []testCase{
 		mustDocker(t, "rm", "-f", c)
 		mustDocker(t, "volume", "rm", "gone-id", "gone-ro")
 	}},
+	{"ViewsAfterManagedPluginCrash", func(t *testing.T, e *env) {
+		if e.mode != "managed" {
+			t.Skip("the legacy plugin's kill -9 is ViewsGoneAfterPluginKillAndEngineRestart's")
+		}
+		needDaemon(t)
+		// The plugin's process dies (a crash, the OOM killer) and the
+		// engine starts it again by itself. Its earlier life's tmpfs and
+		// views are still mounted in the engine's namespace; the new life
+		// detaches them and mounts its own, and every container reaches
+		// the volume.
+		e.mustCreate(t, "crash_data")
+		c := e.sleeper(t, "-v", "crash_data:/v")
+		var pid int
+		waitFor(t, "the plugin's process", 10*time.Second, func() (err error) {
+			pid, err = managedPluginPid(t)
+			return err
+		})
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the engine to start the plugin again", 60*time.Second, func() error {
+			if p, err := managedPluginPid(t); err != nil || p == pid {
+				return fmt.Errorf("the plugin's process: %d %v", p, err)
+			}
+			_, err := docker("volume", "inspect", "crash_data")
+			return err
+		})
+		mustDocker(t, "run", "--rm", "-v", "crash_data:/v", image, "sh", "-c", "echo new > /v/new")
+		mustDocker(t, "exec", c, "sh", "-c", "echo old > /v/old")
+		for _, f := range []string{"old", "new"} {
+			if got := readFile(t, e.host("app_data/crash/data/"+f)); got != f+"\n" {
+				t.Errorf("after the plugin's crash, the %s container's write reads %q in the volume's directory", f, got)
+			}
+		}
+		mustDocker(t, "rm", "-f", c)
+		wantNoViews(t, e, "after the plugin's crash and docker rm")
+		mustDocker(t, "volume", "rm", "crash_data")
+	}},
 	{"NoIDMapFileSystem", func(t *testing.T, e *env) {
 		// ramfs has no idmapped mounts: a shared directory on it stands
 		// for a kernel or file system without them.
@@ -324,4 +364,36 @@ var viewCases = []testCase{
 			t.Errorf("the container sees %q below the tree, not the disk mounted there", out)
 		}
 	}},
+}
+
+// managedPluginPid is the pid of the managed plugin's process: the one
+// child of the containerd shim that runs the plugin's container (named by
+// the plugin's ID, which no other engine has).
+func managedPluginPid(t *testing.T) (int, error) {
+	t.Helper()
+	id := strings.TrimSpace(mustDocker(t, "plugin", "inspect", "-f", "{{.Id}}", driverName))
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	shims := map[string]bool{}
+	for _, p := range procs {
+		if cmd, err := os.ReadFile(p + "/cmdline"); err == nil && strings.Contains(string(cmd), "\x00-id\x00"+id+"\x00") {
+			shims[filepath.Base(p)] = true
+		}
+	}
+	var pids []int
+	for _, p := range procs {
+		stat, err := os.ReadFile(p + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ")".
+		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 1 && shims[f[1]] {
+			if pid, err := strconv.Atoi(filepath.Base(p)); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if len(pids) != 1 {
+		return 0, fmt.Errorf("children of the shims %v of plugin %s: %v, want one", shims, id, pids)
+	}
+	return pids[0], nil
 }
