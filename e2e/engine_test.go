@@ -160,8 +160,11 @@ var engineCases = []testCase{
 		// the plugin again (see docs/state-and-recovery.md). With
 		// live-restore it keeps the running plugin: containers old and
 		// new reach their volume.
-		strayMounts(t, 300)
+		// In this order, the mounts are gone again before the engine is
+		// restarted without live-restore at the end: that restart stops
+		// and starts the plugin too, and must not lose the race itself.
 		setLiveRestore(t, true)
+		strayMounts(t, 300)
 		e.mustCreate(t, "busyhost_data")
 		id := e.sleeper(t, "-v", "busyhost_data:/v")
 		daemon.kill()
