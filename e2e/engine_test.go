@@ -109,7 +109,7 @@ var engineCases = []testCase{
 	}},
 	{"LiveRestoreKeepsDataInUse", func(t *testing.T, e *env) {
 		needDaemon(t)
-		setLiveRestore(t, true)
+		setLiveRestore(t, e, true)
 		e.mustCreate(t, "live_data", "on_remove=delete")
 		id := e.sleeper(t, "-v", "live_data:/v")
 		mustDocker(t, "exec", id, "sh", "-c", "echo precious > /v/f")
@@ -163,7 +163,7 @@ var engineCases = []testCase{
 		// In this order, the mounts are gone again before the engine is
 		// restarted without live-restore at the end: that restart stops
 		// and starts the plugin too, and must not lose the race itself.
-		setLiveRestore(t, true)
+		setLiveRestore(t, e, true)
 		strayMounts(t, 300)
 		e.mustCreate(t, "busyhost_data")
 		id := e.sleeper(t, "-v", "busyhost_data:/v")
@@ -204,9 +204,19 @@ var engineCases = []testCase{
 			t.Fatalf("after dockerd's SIGKILL: %v", err)
 		} else {
 			t.Logf("the first container after dockerd's SIGKILL did not start (the engine lost the propagated mount): %v", err)
-			e.Restart(t)
-			if err := write(); err != nil {
-				t.Fatalf("after the plugin's restart: %v", err)
+			// A restart of the plugin, on this busy host, can lose the
+			// same race (disable returns before the engine's unmount
+			// ends): the remedy, as the docs give it, may take a second.
+			for try := 1; ; try++ {
+				e.Restart(t)
+				err := write()
+				if err == nil {
+					break
+				}
+				if try == 3 {
+					t.Fatalf("after %d restarts of the plugin: %v", try, err)
+				}
+				t.Logf("after restart %d of the plugin: %v", try, err)
 			}
 		}
 		written := e.host("app_data/busydefault/data/" + file)
@@ -265,7 +275,7 @@ func needDaemon(t *testing.T) {
 
 // setLiveRestore restarts the suite's engine with live-restore on or off,
 // and back as it was when the test ends.
-func setLiveRestore(t *testing.T, on bool) {
+func setLiveRestore(t *testing.T, e *env, on bool) {
 	t.Helper()
 	if err := daemon.setLiveRestore(on); err != nil {
 		t.Fatal(err)
@@ -276,6 +286,14 @@ func setLiveRestore(t *testing.T, on bool) {
 		}
 		if err := daemon.restart(); err != nil {
 			t.Error(err)
+		}
+		if on && e.mode == "managed" {
+			// The engine, started without live-restore, stopped and
+			// started again the plugin that outlived it: the race in
+			// which it can lose the plugin's mounts (see
+			// docs/state-and-recovery.md). The next case gets a plugin
+			// the engine sees.
+			e.Restart(t)
 		}
 	})
 	if err := daemon.restart(); err != nil {
