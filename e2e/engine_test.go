@@ -33,9 +33,8 @@ var engineCases = []testCase{
 		// Docker restores the volume (Get), mounts it again (Mount), and
 		// the counts let the volume be removed once the container goes.
 		e.mustCreate(t, "dockerdrestart_data", "uid=1000", "gid=1000")
-		id := mustDocker(t, "run", "-d", "--restart=always", "--user", "1000:1000",
+		id := runDetached(t, "--restart=always", "--user", "1000:1000",
 			"-v", "dockerdrestart_data:/v", image, "sh", "-c", "echo start >> /v/starts; sleep 600")
-		t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
 		starts := e.host("app_data/dockerdrestart/data/starts")
 		waitFor(t, "the container's first start", 30*time.Second, func() error { return lines(starts, 1) })
 		if err := daemon.restart(); err != nil {
@@ -305,9 +304,8 @@ func setLiveRestore(t *testing.T, e *env, on bool) {
 // starts (a host path below the root) at every start.
 func startAlways(t *testing.T, e *env, vol, starts string) string {
 	t.Helper()
-	id := mustDocker(t, "run", "-d", "--restart=always", "-v", vol+":/v", image,
+	id := runDetached(t, "--restart=always", "-v", vol+":/v", image,
 		"sh", "-c", "echo start >> /v/starts; sleep 600")
-	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
 	waitFor(t, "the container's first start", 30*time.Second, func() error { return lines(e.host(starts), 1) })
 	return id
 }

@@ -46,9 +46,7 @@ func (e *env) run(t *testing.T, args ...string) string {
 // sleeper starts a container that holds its volumes until the test ends.
 func (e *env) sleeper(t *testing.T, args ...string) string {
 	t.Helper()
-	id := mustDocker(t, append(append([]string{"run", "-d"}, args...), image, "sleep", "600")...)
-	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
-	return id
+	return runDetached(t, append(args, image, "sleep", "600")...)
 }
 
 func (e *env) host(rel string) string { return filepath.Join(e.Root(), rel) }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -279,6 +280,19 @@ func docker(args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// runDetached starts a container (docker run -d with args) and removes it,
+// with its anonymous volumes, when the test ends, one that was made but
+// failed to start included: a container left behind keeps its volume in
+// use, and every later start of the engine waits for its plugin.
+func runDetached(t *testing.T, args ...string) string {
+	t.Helper()
+	name := fmt.Sprintf("e2e-%d-%d", os.Getpid(), containerSeq.Add(1))
+	t.Cleanup(func() { _, _ = docker("rm", "-f", "-v", name) })
+	return mustDocker(t, append([]string{"run", "-d", "--name", name}, args...)...)
+}
+
+var containerSeq atomic.Int64
 
 func mustDocker(t *testing.T, args ...string) string {
 	t.Helper()

@@ -74,9 +74,8 @@ var imageCases = []testCase{
 	}},
 	{"ImageVolumesBecomeAnonymousVolumes", func(t *testing.T, e *env) {
 		t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", "anonimg_data") })
-		id := mustDocker(t, "run", "-d", "--volume-driver", driverName, "-v", "anonimg_data:/data",
+		id := runDetached(t, "--volume-driver", driverName, "-v", "anonimg_data:/data",
 			volumesImage, "sh", "-c", "echo mine > /data/f; echo cache > /var/cache/app/c; sleep 600")
-		t.Cleanup(func() { _, _ = docker("rm", "-f", "-v", id) })
 		var anon []containerMount
 		for _, m := range containerMounts(t, id) {
 			if m.Destination == "/data" {

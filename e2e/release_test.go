@@ -173,27 +173,23 @@ func (r *releaseRun) start(t *testing.T) {
 		"rel-media": {"-v", "rel-media:/v"},
 		"rel-tree":  {"-v", "rel-tree:/v"},
 	} {
-		id := mustDocker(t, append(append([]string{"run", "-d"}, args...), image, "sh", "-c", write("/v/"+vol+".log"))...)
-		t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
+		id := runDetached(t, append(args, image, "sh", "-c", write("/v/"+vol+".log"))...)
 		r.writers["/v/"+vol+".log"] = id
 	}
 	// Anonymous volumes, from the image's VOLUMEs.
-	id := mustDocker(t, "run", "-d", "--volume-driver", releaseName, volumesImage, "sh", "-c", write("/var/lib/db/anon.log"))
-	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
+	id := runDetached(t, "--volume-driver", releaseName, volumesImage, "sh", "-c", write("/var/lib/db/anon.log"))
 	r.writers["/var/lib/db/anon.log"] = id
 	for _, m := range containerMounts(t, id) {
 		r.anon = append(r.anon, m.Name)
 		t.Cleanup(func() { _, _ = docker("volume", "rm", "-f", m.Name) })
 	}
 	// The read-only view: read, and never written.
-	id = mustDocker(t, "run", "-d", "-v", "rel-ro:/v", image, "sh", "-c",
+	id = runDetached(t, "-v", "rel-ro:/v", image, "sh", "-c",
 		`while :; do ls /v >/dev/null || echo "read failed"; touch /v/x 2>/dev/null && echo "wrote to ro"; usleep 50000; done`)
-	t.Cleanup(func() { _, _ = docker("rm", "-f", id) })
 	r.writers[""] = id
 	// Restarted by the engine as a crashing app is: it fails every 12 s,
 	// long enough for the engine to restart it at once each time.
-	r.restarts = mustDocker(t, "run", "-d", "--restart", "always", "-v", "rel_again:/v", image, "sh", "-c", `date +%s.%N >> /v/starts; usleep 12000000; exit 1`)
-	t.Cleanup(func() { _, _ = docker("rm", "-f", r.restarts) })
+	r.restarts = runDetached(t, "--restart", "always", "-v", "rel_again:/v", image, "sh", "-c", `date +%s.%N >> /v/starts; usleep 12000000; exit 1`)
 	waitFor(t, "every writer's first lines", 30*time.Second, func() error {
 		for file, id := range r.writers {
 			if file != "" && r.written(t, id, file) < 3 {
