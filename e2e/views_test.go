@@ -385,7 +385,8 @@ func managedPluginPid(t *testing.T) (int, error) {
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, not ")".
+		// pid (comm) state ppid ...: comm may hold spaces and ")", the
+		// last ")" ends it.
 		if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 1 && shims[f[1]] {
 			if pid, err := strconv.Atoi(filepath.Base(p)); err == nil {
 				pids = append(pids, pid)
