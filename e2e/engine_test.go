@@ -159,6 +159,7 @@ var engineCases = []testCase{
 		// the plugin again (see docs/state-and-recovery.md). With
 		// live-restore it keeps the running plugin: containers old and
 		// new reach their volume.
+		//
 		// In this order, the mounts are gone again before the engine is
 		// restarted without live-restore at the end: that restart stops
 		// and starts the plugin too, and must not lose the race itself.
