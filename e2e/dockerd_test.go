@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,12 +154,18 @@ func startPrivateDockerd() (*privateDockerd, error) {
 	return d, d.start()
 }
 
+// start starts the engine and waits until it answers. When it exits
+// instead, the error holds what it logged at this start.
 func (d *privateDockerd) start() error {
 	log, err := os.OpenFile(d.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer log.Close()
+	from, err := log.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
 	d.cmd = exec.Command(filepath.Join(d.engine.bin, "dockerd"), append([]string{
 		"--config-file", filepath.Join(d.dir, "daemon.json"),
 		"--data-root", filepath.Join(d.dir, "data"),
@@ -184,7 +191,9 @@ func (d *privateDockerd) start() error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("dockerd exited at start; its log:\n%s", d.Logs())
+			d.cmd = nil
+			d.forgetContainerd()
+			return fmt.Errorf("dockerd exited at start; its log:\n%s", d.Logs()[from:])
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -215,12 +224,7 @@ func (d *privateDockerd) restart() error {
 }
 
 // kill kills the engine as the OOM killer or a crash would: SIGKILL. The
-// containers' shims outlive it; the containerd it started dies with it
-// (dockerd starts it with a parent-death signal), and kill waits for that.
-// Where the dead containerd stays a zombie for a while (its new parent,
-// a subreaper above the suite, does not reap it at once), a new dockerd
-// would take it for alive, wait for its socket and fail: so its pid file
-// goes, as it would on a host whose init reaps at once.
+// containers' shims outlive it.
 func (d *privateDockerd) kill() {
 	if d.cmd == nil {
 		return
@@ -228,6 +232,16 @@ func (d *privateDockerd) kill() {
 	_ = d.cmd.Process.Kill()
 	<-d.exited
 	d.cmd = nil
+	d.forgetContainerd()
+}
+
+// forgetContainerd waits, after the engine died, for the containerd it
+// started to die with it (dockerd starts it with a parent-death signal).
+// Where the dead containerd stays a zombie for a while (its new parent, a
+// subreaper above the suite, does not reap it at once), a new dockerd
+// would take it for alive, wait for its socket and fail: so its pid file
+// goes, as it would on a host whose init reaps at once.
+func (d *privateDockerd) forgetContainerd() {
 	pidFile := filepath.Join(d.dir, "exec", "containerd", "containerd.pid")
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
