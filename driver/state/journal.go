@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -27,6 +28,12 @@ import (
 // moment leaves the old record or the new one: start-up reads the record
 // files, then the journals, oldest first; a line torn by the crash, the
 // last one, fails its checksum and is ignored.
+//
+// A checkpoint writes only what is still the latest: a record that a newer
+// change in the current journal supersedes, durably, is left for the next
+// checkpoint (a volume created before a rotation and removed after it then
+// costs no record file at all), and start-up reads that change after the
+// record files anyway.
 const (
 	journalName    = "journal"
 	oldJournalName = "journal.old" // being checkpointed
@@ -38,6 +45,10 @@ const (
 // them costs none. Start-up reads at most about twice that many lines
 // (~250 bytes each). A variable for the tests.
 var checkpointAfter = 8192
+
+// checkpointWorkers is how many records a checkpoint writes at once: the
+// file system's journal commits their fsyncs together.
+const checkpointWorkers = 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -139,6 +150,7 @@ func readJournal(path string, log logrus.FieldLogger) ([]journalEntry, error) {
 
 // journalWrite is one change waiting for the committer.
 type journalWrite struct {
+	name string // of the volume it changes
 	line []byte
 	done chan error
 }
@@ -157,9 +169,16 @@ type journal struct {
 	lines int
 	torn  bool // a batch failed part way and could not be cut off: end its torn line first
 
-	checkpoint func([]journalEntry) error // applies entries to the record files
-	busy       sync.WaitGroup             // a checkpoint running
+	// checkpoint applies entries to the record files, passing over (and
+	// counting) those of the volumes that superseded names (when not nil).
+	checkpoint func(entries []journalEntry, superseded func(name string) bool) (passedOver int, err error)
+	busy       sync.WaitGroup // a checkpoint running
 	closeOnce  sync.Once
+
+	// changed holds the volumes that the current journal changes, once
+	// its line is on disk: what supersedes the old journal's entries.
+	changedMu sync.Mutex
+	changed   map[string]struct{}
 
 	appending sync.RWMutex // held shared by appends, exclusively by close
 	closed    bool         // under appending
@@ -168,14 +187,17 @@ type journal struct {
 var errJournalClosed = errors.New("state: closed")
 
 // openJournal opens (making it if missing) the journal in dir for
-// appending, and starts its committer.
-func openJournal(dir string, lines int, checkpoint func([]journalEntry) error, log logrus.FieldLogger) (*journal, error) {
+// appending, and starts its committer. current is what the journal holds.
+func openJournal(dir string, current []journalEntry, checkpoint func([]journalEntry, func(string) bool) (int, error), log logrus.FieldLogger) (*journal, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	j := &journal{dir: dir, dirFile: d, writes: make(chan *journalWrite, 64), stopped: make(chan struct{}),
-		log: log, lines: lines, checkpoint: checkpoint}
+		log: log, lines: len(current), checkpoint: checkpoint, changed: make(map[string]struct{}, len(current))}
+	for _, e := range current {
+		j.changed[e.name()] = struct{}{}
+	}
 	if j.f, err = j.create(); err != nil {
 		d.Close()
 		return nil, err
@@ -185,6 +207,11 @@ func openJournal(dir string, lines int, checkpoint func([]journalEntry) error, l
 		last := make([]byte, 1)
 		if _, err = j.f.ReadAt(last, j.size-1); err == nil {
 			j.torn = last[0] != '\n'
+		}
+		// A killed plugin may have left lines written and not yet
+		// flushed: they supersede the old journal only once on disk.
+		if err == nil {
+			err = unix.Fdatasync(int(j.f.Fd()))
 		}
 	}
 	if err != nil {
@@ -216,7 +243,7 @@ func (j *journal) append(e journalEntry) error {
 	if err != nil {
 		return err
 	}
-	w := &journalWrite{line: line, done: make(chan error, 1)}
+	w := &journalWrite{name: e.name(), line: line, done: make(chan error, 1)}
 	j.appending.RLock()
 	defer j.appending.RUnlock()
 	if j.closed {
@@ -267,6 +294,13 @@ func (j *journal) commit() {
 			}
 			err = fmt.Errorf("state: journal: %w", err)
 		}
+		if err == nil {
+			j.changedMu.Lock()
+			for _, w := range batch {
+				j.changed[w.name] = struct{}{}
+			}
+			j.changedMu.Unlock()
+		}
 		for _, w := range batch {
 			w.done <- err
 		}
@@ -300,40 +334,57 @@ func (j *journal) rotate() {
 	}
 	j.f.Close()
 	j.f, j.size, j.lines = f, 0, 0
-	j.checkpointInBackground(old)
+	j.changedMu.Lock()
+	j.changed = make(map[string]struct{})
+	j.changedMu.Unlock()
+	j.checkpointInBackground()
 }
 
-// checkpointInBackground checkpoints the journal at path off the caller's
+// superseded tells whether the current journal changes volume name: an
+// entry of the old journal for it need not reach the record files.
+func (j *journal) superseded(name string) bool {
+	j.changedMu.Lock()
+	defer j.changedMu.Unlock()
+	_, ok := j.changed[name]
+	return ok
+}
+
+// checkpointInBackground checkpoints the old journal off the caller's
 // path; close waits for it.
-func (j *journal) checkpointInBackground(path string) {
+func (j *journal) checkpointInBackground() {
 	j.busy.Add(1)
 	go func() {
 		defer j.busy.Done()
-		j.checkpointOrWarn(path)
+		j.checkpointOrWarn(oldJournalName, j.superseded)
 	}()
 }
 
-// checkpointOrWarn checkpoints the journal at path; a failure is logged,
-// and the journal kept for the next start to apply.
-func (j *journal) checkpointOrWarn(path string) {
-	if err := j.checkpointFile(path); err != nil {
+// checkpointOrWarn checkpoints the journal named name (see checkpointFile);
+// a failure is logged, and the journal kept for the next start to apply.
+func (j *journal) checkpointOrWarn(name string, superseded func(string) bool) {
+	path := filepath.Join(j.dir, name)
+	if err := j.checkpointFile(path, superseded); err != nil {
 		j.log.WithError(err).WithField("file", path).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
 	}
 }
 
-// checkpointFile applies the journal at path to the record files, then
-// deletes it.
-func (j *journal) checkpointFile(path string) error {
+// checkpointFile applies the journal at path to the record files, passing
+// over the volumes that superseded names (when not nil), then deletes it.
+func (j *journal) checkpointFile(path string, superseded func(string) bool) error {
+	start := time.Now()
 	entries, err := readJournal(path, j.log)
 	if err != nil {
 		return err
 	}
-	if err := j.checkpoint(entries); err != nil {
+	passedOver, err := j.checkpoint(entries, superseded)
+	if err != nil {
 		return err
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
+	j.log.WithFields(logrus.Fields{"file": path, "lines": len(entries), "passed_over": passedOver,
+		"duration": time.Since(start).Round(time.Millisecond)}).Info("journal checkpointed into the record files")
 	return nil
 }
 
@@ -344,7 +395,7 @@ func (j *journal) close() error {
 	j.closeOnce.Do(func() {
 		err = j.stop()
 		if j.lines > 0 {
-			j.checkpointOrWarn(filepath.Join(j.dir, journalName))
+			j.checkpointOrWarn(journalName, nil)
 		}
 		err = errors.Join(err, j.dirFile.Close())
 	})

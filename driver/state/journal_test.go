@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,6 +187,83 @@ func TestJournalCheckpoint(t *testing.T) {
 	r, got = openRecords(t, dir)
 	defer r.Close()
 	sameVolumes(t, got, want)
+}
+
+// TestCheckpointPassesOverSuperseded: a checkpoint of the old journal
+// writes no record of a volume that the current journal changes again
+// (removed, or put with other options): the current journal's line, read
+// after the record files, tells its state. The current journal is read at
+// start-up, and its changes are counted from its appends.
+func TestCheckpointPassesOverSuperseded(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	r.crash()
+	a, b, c := vol("a_data", "a", "/data"), vol("b_data", "b", "/data"), vol("c_data", "c", "/data")
+	newC := c
+	newC.Spec.UID = 7
+	write := func(name string, entries ...journalEntry) {
+		t.Helper()
+		var data []byte
+		for _, e := range entries {
+			line, err := journalLine(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, line...)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A crash cut off the checkpoint of the old journal; the current one
+	// removed b and changed c since.
+	write(oldJournalName, journalEntry{Put: &a}, journalEntry{Put: &b}, journalEntry{Put: &c})
+	write(journalName, journalEntry{Del: "b_data"}, journalEntry{Put: &newC})
+	r, got := openRecords(t, dir)
+	sameVolumes(t, got, []Volume{a, newC})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Lstat(filepath.Join(dir, oldJournalName)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old journal is still there after 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := files(t, filepath.Join(dir, recordsDir)), []string{fileName("a_data")}; !slices.Equal(got, want) {
+		t.Fatalf("record files after the checkpoint: %q, want only a's %q", got, want)
+	}
+	r.crash()
+	r, got = openRecords(t, dir)
+	sameVolumes(t, got, []Volume{a, newC})
+
+	// A running daemon counts a volume as changed once its line is on
+	// disk, and starts counting afresh with each new journal.
+	d := vol("d_data", "d", "/data")
+	if err := r.Put(d); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"b_data", "c_data", "d_data"} {
+		if !r.journal.superseded(name) {
+			t.Errorf("%s is changed in the current journal, and not counted", name)
+		}
+	}
+	if r.journal.superseded("a_data") {
+		t.Error("a_data is counted as changed, and the current journal has no line of it")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, got = openRecords(t, dir)
+	defer r.Close()
+	sameVolumes(t, got, []Volume{a, newC, d})
+	if n := len(files(t, filepath.Join(dir, recordsDir))); n != 3 {
+		t.Fatalf("%d record files after a clean close, want 3", n)
+	}
+	if r.journal.superseded("d_data") {
+		t.Error("d_data counted as changed in an empty journal")
+	}
 }
 
 func FuzzJournalLine(f *testing.F) {

@@ -41,17 +41,12 @@ const (
 // Records stores one file per volume under <dir>/volumes, and the journal
 // of the changes not yet written there. Its methods may be called
 // concurrently (for different names): concurrent changes share the
-// journal's flush, and a checkpoint's record writes the fsync of the
-// directory that makes their renames durable.
+// journal's flush.
 type Records struct {
 	dir     string
 	volumes *os.File // the records directory, held open to fsync it
 	lock    *os.File // flock'd: one plugin per state directory
 	journal *journal
-
-	changes atomic.Uint64 // renames and unlinks made in the directory
-	syncMu  sync.Mutex    // one directory fsync at a time
-	synced  uint64        // every change up to this one is durable (under syncMu)
 }
 
 // OpenRecords takes the state directory dir (making it if missing), locks
@@ -88,7 +83,7 @@ func OpenRecords(dir string, log logrus.FieldLogger) (*Records, []Volume, error)
 		current, err = readJournal(filepath.Join(dir, journalName), log)
 	}
 	if err == nil {
-		r.journal, err = openJournal(dir, len(current), r.checkpoint, log)
+		r.journal, err = openJournal(dir, current, r.checkpoint, log)
 	}
 	if err != nil {
 		r.closeFiles()
@@ -96,7 +91,7 @@ func OpenRecords(dir string, log logrus.FieldLogger) (*Records, []Volume, error)
 	}
 	if len(old) > 0 {
 		// A checkpoint was cut off: finish it, off the start-up's path.
-		r.journal.checkpointInBackground(filepath.Join(dir, oldJournalName))
+		r.journal.checkpointInBackground()
 	}
 	return r, apply(vols, append(old, current...)), nil
 }
@@ -154,17 +149,31 @@ func (r *Records) Delete(name string) error {
 	return r.journal.append(journalEntry{Del: name})
 }
 
-// checkpoint writes the journal's changes to the record files, durably.
-// Records of different names are independent: they are written by a few
-// workers at once, whose fsyncs the file system's journal and syncDir
-// batch.
-func (r *Records) checkpoint(entries []journalEntry) error {
+// checkpoint writes the journal's changes to the record files, durably,
+// but none of a volume that superseded names (when not nil): a newer
+// change of it is on disk in the current journal. Records of different
+// names are independent: checkpointWorkers write them at once. Each record's data
+// is fsync'd before its rename; the renames and unlinks are made durable
+// together, by one fsync of the directory at the end, before the caller
+// drops the journal.
+func (r *Records) checkpoint(entries []journalEntry, superseded func(name string) bool) (passedOver int, err error) {
+	// Whatever an earlier checkpoint cut off by a crash changed in the
+	// directory is durable from here: a record file that is missing now
+	// stays missing (see applyToFile).
+	if err := r.syncDir(); err != nil {
+		return 0, err
+	}
 	todo := make(chan journalEntry)
 	errs := make(chan error, 1)
+	var passed atomic.Int64
 	var wg sync.WaitGroup
-	for range 8 {
+	for range checkpointWorkers {
 		wg.Go(func() {
 			for e := range todo {
+				if superseded != nil && superseded(e.name()) {
+					passed.Add(1)
+					continue
+				}
 				if err := r.applyToFile(e); err != nil {
 					select {
 					case errs <- err:
@@ -181,9 +190,9 @@ func (r *Records) checkpoint(entries []journalEntry) error {
 	wg.Wait()
 	select {
 	case err := <-errs:
-		return err
+		return int(passed.Load()), err
 	default:
-		return nil
+		return int(passed.Load()), r.syncDir()
 	}
 }
 
@@ -195,14 +204,17 @@ func (r *Records) applyToFile(e journalEntry) error {
 		}
 		return r.writeFile(fileName(e.Put.Name), append(data, '\n'), true)
 	}
+	// ENOENT: never written (a checkpoint passed it over), or deleted by
+	// an earlier checkpoint, whose changes are durable.
 	if err := unix.Unlinkat(int(r.volumes.Fd()), fileName(e.Del), 0); err != nil && err != unix.ENOENT {
 		return fmt.Errorf("state: delete record of %q: %w", e.Del, err)
 	}
-	return r.syncDir()
+	return nil
 }
 
 // writeFile replaces name in the records directory atomically; with durable
-// set, the data and the rename are on disk before it returns.
+// set, the data is on disk before the rename (which the caller makes
+// durable with syncDir).
 func (r *Records) writeFile(name string, data []byte, durable bool) error {
 	tmp := tmpPrefix + rand.Text()
 	dirfd := int(r.volumes.Fd())
@@ -225,30 +237,15 @@ func (r *Records) writeFile(name string, data []byte, durable bool) error {
 		_ = unix.Unlinkat(dirfd, tmp, 0)
 		return fmt.Errorf("state: write %s: %w", name, err)
 	}
-	if durable {
-		return r.syncDir()
-	}
 	return nil
 }
 
-// syncDir makes the caller's change to the directory (made before the call)
-// durable. A directory fsync covers every change made before it started, so
-// callers that arrive while one runs wait for it and then, unless one that
-// started after their change has already covered them, run the next one for
-// all of them: a group commit, as ext4's journal does for the files'
-// fsyncs.
+// syncDir makes the renames and unlinks made in the records directory so
+// far durable.
 func (r *Records) syncDir() error {
-	mine := r.changes.Add(1)
-	r.syncMu.Lock()
-	defer r.syncMu.Unlock()
-	if r.synced >= mine {
-		return nil
-	}
-	covers := r.changes.Load()
 	if err := r.volumes.Sync(); err != nil {
 		return fmt.Errorf("state: sync %s: %w", r.volumes.Name(), err)
 	}
-	r.synced = covers
 	return nil
 }
 
