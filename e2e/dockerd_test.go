@@ -154,9 +154,27 @@ func startPrivateDockerd() (*privateDockerd, error) {
 	return d, d.start()
 }
 
-// start starts the engine and waits until it answers. When it exits
-// instead, the error holds what it logged at this start.
+// propagatedMountRace is what Docker 20.10 logs when, starting with a
+// managed plugin that outlived its last process (a kill, or a stop with
+// live-restore), it loses the race for the plugin's propagated mount (see
+// docs/state-and-recovery.md) while enabling the plugin; it then dies of
+// a panic restoring the plugin's volumes.
+const propagatedMountRace = "error setting up propagated mount dir"
+
+// start starts the engine and waits until it answers. An engine that dies
+// of propagatedMountRace is started once more, as systemd does with
+// Docker's unit (Restart=always); any other exit is an error, which holds
+// what the engine logged at this start.
 func (d *privateDockerd) start() error {
+	err := d.startOnce()
+	if err != nil && strings.Contains(err.Error(), propagatedMountRace) {
+		fmt.Fprintf(os.Stderr, "e2e: dockerd died at its start, having lost the race for a managed plugin's propagated mount; starting it again, as systemd would\n")
+		err = d.startOnce()
+	}
+	return err
+}
+
+func (d *privateDockerd) startOnce() error {
 	log, err := os.OpenFile(d.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

@@ -65,7 +65,9 @@ var engineCases = []testCase{
 			// the engine: it comes below).
 			e.Restart(t)
 		}
-		startAgain(t)
+		if err := daemon.start(); err != nil {
+			t.Fatal(err)
+		}
 		waitFor(t, "the --restart=always container to start again", 60*time.Second,
 			func() error { return lines(e.host("app_data/killalways/data/starts"), 2) })
 		e.logCalls(t, "dockerd SIGKILLed and started again", mark)
@@ -118,7 +120,9 @@ var engineCases = []testCase{
 			} else {
 				daemon.kill()
 			}
-			startAgain(t)
+			if err := daemon.start(); err != nil {
+				t.Fatal(err)
+			}
 			mustDocker(t, "exec", id, "true") // the container lived through it
 			e.logCalls(t, "live-restore: dockerd "+how+" and started again", mark)
 			// Every engine tested leaves the living container's mount
@@ -164,7 +168,9 @@ var engineCases = []testCase{
 		e.mustCreate(t, "busyhost_data")
 		id := e.sleeper(t, "-v", "busyhost_data:/v")
 		daemon.kill()
-		startAgain(t)
+		if err := daemon.start(); err != nil {
+			t.Fatal(err)
+		}
 		mustDocker(t, "exec", id, "sh", "-c", "echo old > /v/old")
 		mustDocker(t, "run", "--rm", "-v", "busyhost_data:/v", image, "sh", "-c", "echo new > /v/new")
 		for _, f := range []string{"old", "new"} {
@@ -184,7 +190,9 @@ var engineCases = []testCase{
 		e.mustCreate(t, "busydefault_data")
 		e.sleeper(t, "-v", "busydefault_data:/v")
 		daemon.kill()
-		startAgain(t)
+		if err := daemon.start(); err != nil {
+			t.Fatal(err)
+		}
 		file := "written-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		write := func() error {
 			_, err := docker("run", "--rm", "-v", "busydefault_data:/v", image, "sh", "-c", "echo new > /v/"+file)
@@ -231,26 +239,6 @@ var engineCases = []testCase{
 			}
 		}
 	}},
-}
-
-// startAgain starts the engine again after it stopped or died, as systemd
-// does with Docker's unit (Restart=always). After a SIGKILL, Docker 20.10
-// with a managed plugin can itself die at that start: it loses the race
-// for the plugin's propagated mount (see docs/state-and-recovery.md) while
-// enabling the plugin ("error setting up propagated mount dir … invalid
-// argument"), then panics restoring the plugin's volumes. systemd starts it
-// once more, and so does this; any other exit fails the test.
-func startAgain(t *testing.T) {
-	t.Helper()
-	err := daemon.start()
-	if err != nil && strings.Contains(err.Error(), "error setting up propagated mount dir") {
-		t.Logf("dockerd died at its start, having lost the race for the plugin's propagated mount; starting it again, as systemd would: %.300s",
-			err.Error()[strings.Index(err.Error(), "error setting up propagated mount dir"):])
-		err = daemon.start()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // strayMounts makes n bind mounts in the suite's mount namespace (which
