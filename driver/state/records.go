@@ -5,18 +5,16 @@
 // Volume records are durable: a change is one checksummed line appended to
 // a journal, and concurrent changes share its flush (journal.go); a
 // checkpoint writes the journal's changes to one small file per volume
-// (temp file, fsync, rename), which is what start-up reads before the
-// journal. A crash at any moment leaves the old record or the new one,
-// never a torn one, and the cost of a change does not grow with the number
-// of volumes. Mount counts are runtime state,
-// kept apart in an append-only log that is never fsync'd (see mounts.go).
+// (temp file, fsync, rename; see checkpoint.go), which is what start-up
+// reads before the journal. A crash at any moment leaves the old record
+// or the new one, never a torn one, and the cost of a change does not grow
+// with the number of volumes. Mount counts are runtime state, kept apart
+// in an append-only log that is never fsync'd (see mounts.go).
 package state
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -41,17 +39,12 @@ const (
 // Records stores one file per volume under <dir>/volumes, and the journal
 // of the changes not yet written there. Its methods may be called
 // concurrently (for different names): concurrent changes share the
-// journal's flush, and a checkpoint's record writes the fsync of the
-// directory that makes their renames durable.
+// journal's flush.
 type Records struct {
 	dir     string
 	volumes *os.File // the records directory, held open to fsync it
 	lock    *os.File // flock'd: one plugin per state directory
 	journal *journal
-
-	changes atomic.Uint64 // renames and unlinks made in the directory
-	syncMu  sync.Mutex    // one directory fsync at a time
-	synced  uint64        // every change up to this one is durable (under syncMu)
 }
 
 // OpenRecords takes the state directory dir (making it if missing), locks
@@ -152,124 +145,6 @@ func (r *Records) Put(v Volume) error {
 // Delete removes the record of name durably.
 func (r *Records) Delete(name string) error {
 	return r.journal.append(journalEntry{Del: name})
-}
-
-// checkpoint writes the journal's changes to the record files, durably,
-// but none of a volume that superseded names (when not nil): a newer
-// change of it is on disk in the current journal. Records of different
-// names are independent: checkpointWorkers write them at once, and syncDir
-// batches their directory fsyncs. (One directory fsync at the end of the
-// checkpoint instead was measured slower for the calls beside it: see
-// docs/performance.md.)
-func (r *Records) checkpoint(entries []journalEntry, superseded func(name string) bool) (passedOver int, err error) {
-	// Whatever an earlier checkpoint cut off by a crash changed in the
-	// directory is durable from here: a record file that is missing now
-	// stays missing (see applyToFile).
-	if err := r.syncDir(); err != nil {
-		return 0, err
-	}
-	todo := make(chan journalEntry)
-	errs := make(chan error, 1)
-	var passed atomic.Int64
-	var wg sync.WaitGroup
-	for range checkpointWorkers {
-		wg.Go(func() {
-			for e := range todo {
-				if superseded != nil && superseded(e.name()) {
-					passed.Add(1)
-					continue
-				}
-				if err := r.applyToFile(e); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	for _, e := range latest(entries) {
-		todo <- e
-	}
-	close(todo)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return int(passed.Load()), err
-	default:
-		return int(passed.Load()), nil
-	}
-}
-
-func (r *Records) applyToFile(e journalEntry) error {
-	if e.Put != nil {
-		data, err := json.Marshal(e.Put)
-		if err != nil {
-			return err
-		}
-		return r.writeFile(fileName(e.Put.Name), append(data, '\n'), true)
-	}
-	switch err := unix.Unlinkat(int(r.volumes.Fd()), fileName(e.Del), 0); err {
-	case nil:
-		return r.syncDir()
-	case unix.ENOENT:
-		// Never written (a checkpoint passed it over), or deleted by an
-		// earlier checkpoint, whose changes are durable: nothing to sync.
-		return nil
-	default:
-		return fmt.Errorf("state: delete record of %q: %w", e.Del, err)
-	}
-}
-
-// writeFile replaces name in the records directory atomically; with durable
-// set, the data and the rename are on disk before it returns.
-func (r *Records) writeFile(name string, data []byte, durable bool) error {
-	tmp := tmpPrefix + rand.Text()
-	dirfd := int(r.volumes.Fd())
-	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), tmp)
-	_, err = f.Write(data)
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = unix.Renameat(dirfd, tmp, dirfd, name)
-	}
-	if err != nil {
-		_ = unix.Unlinkat(dirfd, tmp, 0)
-		return fmt.Errorf("state: write %s: %w", name, err)
-	}
-	if durable {
-		return r.syncDir()
-	}
-	return nil
-}
-
-// syncDir makes the caller's change to the directory (made before the call)
-// durable. A directory fsync covers every change made before it started, so
-// callers that arrive while one runs wait for it and then, unless one that
-// started after their change has already covered them, run the next one for
-// all of them: a group commit, as ext4's journal does for the files'
-// fsyncs.
-func (r *Records) syncDir() error {
-	mine := r.changes.Add(1)
-	r.syncMu.Lock()
-	defer r.syncMu.Unlock()
-	if r.synced >= mine {
-		return nil
-	}
-	covers := r.changes.Load()
-	if err := r.volumes.Sync(); err != nil {
-		return fmt.Errorf("state: sync %s: %w", r.volumes.Name(), err)
-	}
-	r.synced = covers
-	return nil
 }
 
 // load reads every record, in parallel: start-up time with 100,000 volumes

@@ -266,7 +266,7 @@ func TestRecordsManyParallelLoad(t *testing.T) {
 	for i := range 500 {
 		v := vol(fmt.Sprintf("app%d_data", i), fmt.Sprintf("app%d", i), "/data")
 		want = append(want, v)
-		if err := r.writeFile(fileName(v.Name), mustJSON(t, v), false); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, recordsDir, fileName(v.Name)), mustJSON(t, v), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,228 @@
+package state
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// A checkpoint writes the old journal's changes to the record files a
+// batch at a time, in four steps:
+//
+//  1. every record of the batch is written to a temp file of its own, not
+//     yet flushed;
+//  2. each temp file is fsync'd: the file system's first commit carries
+//     the whole batch, and the other fsyncs find their file already on
+//     disk (ext4 commits once per batch, instead of once per few records
+//     when each file is written and flushed in turn);
+//  3. the temp files are renamed over the records, and the records of
+//     removed volumes are unlinked;
+//  4. the directory is fsync'd once.
+//
+// A record file is renamed into place only once its content is on disk, so
+// a crash at any moment leaves the old record or the new one, and the
+// journal, deleted only after the checkpoint, has every change either way.
+
+// checkpoint writes the journal's changes to the record files, durably,
+// but none of a volume that superseded names (when not nil): a newer
+// change of it is on disk in the current journal.
+func (r *Records) checkpoint(entries []journalEntry, superseded func(name string) bool) (passedOver int, err error) {
+	// Whatever an earlier checkpoint cut off by a crash changed in the
+	// directory is durable from here: a record file that is missing now
+	// stays missing (see applyBatch).
+	if err := r.syncDir(); err != nil {
+		return 0, err
+	}
+	todo := latest(entries)
+	size := checkpointBatch()
+	for len(todo) > 0 {
+		batch := make([]journalEntry, 0, min(len(todo), size))
+		for _, e := range todo[:min(len(todo), size)] {
+			if superseded != nil && superseded(e.name()) {
+				passedOver++
+				continue
+			}
+			batch = append(batch, e)
+		}
+		todo = todo[min(len(todo), size):]
+		if err := r.applyBatch(batch); err != nil {
+			return passedOver, err
+		}
+	}
+	return passedOver, nil
+}
+
+// checkpointBatch is how many records a checkpoint writes before it flushes
+// them: at most 1,024 (a full journal of 8,192 lines then costs the file
+// system 8 commits), and since each holds a descriptor until its fsync, at
+// most a quarter of the descriptors the process may open.
+func checkpointBatch() int {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+		return 64
+	}
+	return int(max(16, min(1024, lim.Cur/4)))
+}
+
+// tempRecord is a record written to a temp file and not yet renamed into
+// place: fd is -1 once closed, tmp "" once renamed (or never written).
+type tempRecord struct {
+	name, tmp string
+	fd        int
+}
+
+// applyBatch applies entries, one per volume, to the record files durably
+// (steps 1 to 4 above). The fsyncs, renames and unlinks are made by
+// checkpointWorkers at once: each mostly waits, for the disk's flush or
+// for the file system to free an unlinked file's blocks. On failure, no
+// temp file stays behind.
+func (r *Records) applyBatch(entries []journalEntry) error {
+	dirfd := int(r.volumes.Fd())
+	temps := make([]tempRecord, len(entries))
+	for i := range temps {
+		temps[i].fd = -1
+	}
+	defer func() {
+		for _, t := range temps {
+			if t.fd >= 0 {
+				_ = unix.Close(t.fd)
+			}
+			if t.tmp != "" {
+				_ = unix.Unlinkat(dirfd, t.tmp, 0)
+			}
+		}
+	}()
+	// One writer: creates in one directory take its lock in turn, and more
+	// writers only contend with the calls beside the checkpoint.
+	for i, e := range entries {
+		if e.Put == nil {
+			continue
+		}
+		t, err := r.writeTemp(e.Put)
+		if err != nil {
+			return err
+		}
+		temps[i] = t
+	}
+	err := parallel(len(temps), checkpointWorkers, func(i int) error {
+		t := &temps[i]
+		if t.fd < 0 {
+			return nil
+		}
+		err := fsync(t.fd)
+		if cerr := unix.Close(t.fd); err == nil {
+			err = cerr
+		}
+		t.fd = -1
+		if err != nil {
+			return fmt.Errorf("state: write %s: %w", t.name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var changed atomic.Bool
+	err = parallel(len(entries), checkpointWorkers, func(i int) error {
+		if t := &temps[i]; t.tmp != "" {
+			if err := unix.Renameat(dirfd, t.tmp, dirfd, t.name); err != nil {
+				return fmt.Errorf("state: write %s: %w", t.name, err)
+			}
+			t.tmp = ""
+			changed.Store(true)
+			return nil
+		}
+		switch err := unix.Unlinkat(dirfd, fileName(entries[i].Del), 0); err {
+		case nil:
+			changed.Store(true)
+		case unix.ENOENT:
+			// Never written (a checkpoint passed it over), or deleted by
+			// an earlier checkpoint, whose changes are durable.
+		default:
+			return fmt.Errorf("state: delete record of %q: %w", entries[i].Del, err)
+		}
+		return nil
+	})
+	if err != nil || !changed.Load() {
+		return err
+	}
+	return r.syncDir()
+}
+
+// writeTemp writes v's record to a new temp file in the records directory,
+// and leaves it open, not flushed.
+func (r *Records) writeTemp(v *Volume) (tempRecord, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return tempRecord{}, err
+	}
+	t := tempRecord{name: fileName(v.Name), tmp: tmpPrefix + rand.Text()}
+	dirfd := int(r.volumes.Fd())
+	t.fd, err = unix.Openat(dirfd, t.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return tempRecord{}, fmt.Errorf("state: write %s: %w", t.name, err)
+	}
+	if err = writeAll(t.fd, append(data, '\n')); err != nil {
+		_ = unix.Close(t.fd)
+		_ = unix.Unlinkat(dirfd, t.tmp, 0)
+		return tempRecord{}, fmt.Errorf("state: write %s: %w", t.name, err)
+	}
+	return t, nil
+}
+
+// writeAll writes data to fd whole.
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := unix.Write(fd, data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// fsync flushes fd's file to disk.
+func fsync(fd int) error {
+	for {
+		if err := unix.Fsync(fd); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// syncDir makes the changes made so far to the records directory (renames,
+// unlinks) durable.
+func (r *Records) syncDir() error {
+	if err := r.volumes.Sync(); err != nil {
+		return fmt.Errorf("state: sync %s: %w", r.volumes.Name(), err)
+	}
+	return nil
+}
+
+// parallel calls do(i) for every i below n, from up to workers goroutines,
+// and returns the first error; the calls go on after one fails.
+func parallel(n, workers int, do func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if err := do(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
