@@ -46,9 +46,10 @@ const (
 // (~250 bytes each). A variable for the tests.
 var checkpointAfter = 8192
 
-// checkpointWorkers is how many record files a checkpoint fsyncs at once
-// (see checkpoint.go): after the first, an fsync mostly waits for the disk
-// to flush its cache, and concurrent flushes are merged.
+// checkpointWorkers is how many record files a checkpoint fsyncs, renames
+// or unlinks at once (see checkpoint.go): after the first, an fsync mostly
+// waits for the disk to flush its cache, and concurrent flushes are
+// merged.
 const checkpointWorkers = 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
