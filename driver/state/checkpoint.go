@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -69,10 +70,10 @@ func checkpointBatch() int {
 }
 
 // tempRecord is a record written to a temp file and not yet renamed into
-// place: fd is -1 once closed, tmp "" once renamed (or never written).
+// place: f is nil once closed, tmp "" once renamed (or never written).
 type tempRecord struct {
 	name, tmp string
-	fd        int
+	f         *os.File
 }
 
 // applyBatch applies entries, one per volume, to the record files durably
@@ -83,13 +84,10 @@ type tempRecord struct {
 func (r *Records) applyBatch(entries []journalEntry) error {
 	dirfd := int(r.volumes.Fd())
 	temps := make([]tempRecord, len(entries))
-	for i := range temps {
-		temps[i].fd = -1
-	}
 	defer func() {
 		for _, t := range temps {
-			if t.fd >= 0 {
-				_ = unix.Close(t.fd)
+			if t.f != nil {
+				_ = t.f.Close()
 			}
 			if t.tmp != "" {
 				_ = unix.Unlinkat(dirfd, t.tmp, 0)
@@ -110,14 +108,14 @@ func (r *Records) applyBatch(entries []journalEntry) error {
 	}
 	err := parallel(len(temps), checkpointWorkers, func(i int) error {
 		t := &temps[i]
-		if t.fd < 0 {
+		if t.f == nil {
 			return nil
 		}
-		err := fsync(t.fd)
-		if cerr := unix.Close(t.fd); err == nil {
+		err := t.f.Sync()
+		if cerr := t.f.Close(); err == nil {
 			err = cerr
 		}
-		t.fd = -1
+		t.f = nil
 		if err != nil {
 			return fmt.Errorf("state: write %s: %w", t.name, err)
 		}
@@ -162,40 +160,17 @@ func (r *Records) writeTemp(v *Volume) (tempRecord, error) {
 	}
 	t := tempRecord{name: fileName(v.Name), tmp: tmpPrefix + rand.Text()}
 	dirfd := int(r.volumes.Fd())
-	t.fd, err = unix.Openat(dirfd, t.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(dirfd, t.tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return tempRecord{}, fmt.Errorf("state: write %s: %w", t.name, err)
 	}
-	if err = writeAll(t.fd, append(data, '\n')); err != nil {
-		_ = unix.Close(t.fd)
+	t.f = os.NewFile(uintptr(fd), t.tmp)
+	if _, err = t.f.Write(append(data, '\n')); err != nil {
+		_ = t.f.Close()
 		_ = unix.Unlinkat(dirfd, t.tmp, 0)
 		return tempRecord{}, fmt.Errorf("state: write %s: %w", t.name, err)
 	}
 	return t, nil
-}
-
-// writeAll writes data to fd whole.
-func writeAll(fd int, data []byte) error {
-	for len(data) > 0 {
-		n, err := unix.Write(fd, data)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		data = data[n:]
-	}
-	return nil
-}
-
-// fsync flushes fd's file to disk.
-func fsync(fd int) error {
-	for {
-		if err := unix.Fsync(fd); err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // syncDir makes the changes made so far to the records directory (renames,
