@@ -115,6 +115,20 @@ func TestMakeDirParents(t *testing.T) {
 	// The existing parent is left as it was.
 	wantDir(t, filepath.Join(root, "app_data"), 0o775|fs.ModeSetgid, 0, 4321)
 
+	// Parents that all exist are opened in one call; only the last is made.
+	made, err = tr.MakeDir("app_data/paperless/usr/src/media", &Perm{Owner: Owner{UID: 1000, GID: 1001}, Mode: 0o700})
+	if err != nil || made != "app_data/paperless/usr/src/media" {
+		t.Fatalf("made %q, %v; want app_data/paperless/usr/src/media", made, err)
+	}
+	wantDir(t, filepath.Join(root, "app_data/paperless/usr/src/media"), 0o700, 1000, 1001)
+	wantDir(t, filepath.Join(root, "app_data/paperless/usr/src"), 0o755, 0, 0)
+	// A missing parent below existing ones: the topmost missing is made.
+	made, err = tr.MakeDir("app_data/paperless/usr/lib/data", nil)
+	if err != nil || made != "app_data/paperless/usr/lib" {
+		t.Fatalf("made %q, %v; want app_data/paperless/usr/lib", made, err)
+	}
+	wantDir(t, filepath.Join(root, "app_data/paperless/usr/lib"), 0o755, 0, 0)
+
 	// Without an owner a new last component is root-owned 0755 too.
 	made, err = tr.MakeDir("shared/media", nil)
 	if err != nil || made != "shared" {
