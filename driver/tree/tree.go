@@ -1,9 +1,11 @@
 // Package tree makes, adopts and deletes directories below one host
 // directory without ever following a symbolic link.
 //
-// Every path is walked one component at a time from a descriptor of the
-// root with openat(O_NOFOLLOW|O_DIRECTORY), and every change (mkdir, chown,
-// chmod, unlink) is made relative to a descriptor the walk opened. A symlink
+// A path whose directories exist is opened in one openat2 that refuses
+// symlinks (RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH); anything else is walked
+// one component at a time from a descriptor of the root with
+// openat(O_NOFOLLOW|O_DIRECTORY). Every change (mkdir, chown, chmod,
+// unlink) is made relative to a descriptor so opened. A symlink
 // planted anywhere below the root, even one that points back inside it, is
 // refused with an error that names it. os.Root is not enough here: it follows
 // symlinks that stay inside the root, and its Chown is racy on Unix.
