@@ -84,9 +84,13 @@ func (d *Driver) mountView(v *entry, id string, dirfd int) (string, error) {
 		})
 		return v.mountpoint, nil
 	}
-	path, err := d.views.Mount(v.Name, id, dirfd, viewAttrs(v.Spec))
+	path, replaced, err := d.views.Mount(v.Name, id, dirfd, viewAttrs(v.Spec))
 	if re, ok := err.(*view.RootOwnedError); ok {
 		re.Dir = v.mountpoint
+	}
+	if replaced {
+		d.callLog(v.Name, id).WithField("mountpoint", v.mountpoint).
+			Warn("the volume's directory was replaced while it was mounted: new mounts get the directory now at its path, running containers keep the one they have")
 	}
 	return path, err
 }

@@ -158,6 +158,56 @@ func TestEngineStartedDropsViews(t *testing.T) {
 	}
 }
 
+// TestDirectoryReplacedWhileMounted: the directory of a mounted volume
+// is deleted (and Mount makes it again), or moved away and replaced; the
+// next container writes into the directory now at the volume's path, as
+// with a bind mount of the path, not into the one that is gone, and the
+// last Unmount leaves no view behind.
+func TestDirectoryReplacedWhileMounted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		replace func(t *testing.T, dir string)
+	}{
+		{"deleted", func(t *testing.T, dir string) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"moved away and made again", func(t *testing.T, dir string) {
+			if err := os.Rename(dir, dir+".moved"); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Mkdir(t, dir)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, root := viewDriver(t, nil)
+			create(t, d, "app_data", map[string]string{"uid": "1000", "mode": "0750"})
+			dir := filepath.Join(root, "app_data/app/data")
+			testutil.Write(t, filepath.Join(mountOf(t, d, "app_data", "running"), "before"), "before")
+			tc.replace(t, dir)
+			testutil.Write(t, filepath.Join(mountOf(t, d, "app_data", "next"), "after"), "after")
+			if b, err := os.ReadFile(filepath.Join(dir, "after")); err != nil || string(b) != "after" {
+				t.Errorf("the next container's write is not in %s: %q %v", dir, b, err)
+			}
+			if uid, _ := ownerOf(t, dir); uid != 1000 {
+				t.Errorf("%s is owned by %d, want the enforced 1000", dir, uid)
+			}
+			for _, id := range []string{"running", "next"} {
+				if err := d.Unmount(&volume.UnmountRequest{Name: "app_data", ID: id}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := d.liveViews("app_data"); n != 0 {
+				t.Errorf("%d view mounts after the last Unmount", n)
+			}
+			if isMount(t, filepath.Join(d.views.Dir(), "app_data")) {
+				t.Errorf("a view is still mounted after the last Unmount")
+			}
+		})
+	}
+}
+
 // runAs runs f on a thread whose fsuid and fsgid are uid: what a
 // container process of that uid does when it writes.
 func runAs(t *testing.T, uid int, f func() error) {

@@ -103,6 +103,30 @@ func sharedDir(t *testing.T, e *env, name string, uid, gid int) string {
 }
 
 var viewCases = []testCase{
+	{"DirectoryDeletedWhileMounted", func(t *testing.T, e *env) {
+		// An operator deletes the directory of a volume that a running
+		// container uses; the next container must write into the
+		// directory Mount makes again, not into the deleted one.
+		e.mustCreate(t, "e2erep_data")
+		t.Cleanup(func() { os.RemoveAll(e.host("app_data/e2erep")) })
+		running := e.sleeper(t, "-v", "e2erep_data:/v")
+		mustDocker(t, "exec", running, "sh", "-c", "echo before > /v/before")
+		if err := os.RemoveAll(e.host("app_data/e2erep/data")); err != nil {
+			t.Fatal(err)
+		}
+		e.run(t, "-v", "e2erep_data:/v", image, "sh", "-c", "echo after > /v/after")
+		if got := readFile(t, e.host("app_data/e2erep/data/after")); got != "after\n" {
+			t.Errorf("the next container's write, on disk: %q", got)
+		}
+		// The running container keeps the directory it had, deleted, as
+		// with a bind mount.
+		if got := mustDocker(t, "exec", running, "ls", "/v"); got != "" {
+			t.Errorf("the running container sees %q in its deleted directory", got)
+		}
+		mustDocker(t, "rm", "-f", running)
+		wantNoViews(t, e, "after both containers")
+		e.wantMounts(t, "e2erep_data", 0)
+	}},
 	{"AccessReadOnly", func(t *testing.T, e *env) {
 		e.mustCreate(t, "docs-rw", "shared=documents")
 		e.mustCreate(t, "docs-ro", "shared=documents", "access=ro")

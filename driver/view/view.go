@@ -20,7 +20,9 @@
 // A volume has one view, shared by all its mounts: they are counted per
 // mount ID with multiplicity, as Docker reuses mount IDs, and the last
 // Unmount detaches the view (its directory stays for the next, until
-// Forget). A second Mount of a mounted volume makes nothing. Calls on one
+// Forget). A second Mount of a mounted volume makes nothing, unless the
+// directory at the volume's path is no longer the one the view shows
+// (see Mount). Calls on one
 // volume take turns; calls on different volumes do not wait for each
 // other's syscalls.
 //
@@ -127,9 +129,33 @@ type view struct {
 	mu   sync.Mutex     // one call on the volume at a time
 	gone bool           // out of Manager.views: look the volume up again
 	path string         // "" until made
+	dir  dirID          // of the directory the view shows
 	ids  map[string]int // mount ID -> mounts
 	n    int            // all mounts
 	mp   *Map           // its id map, nil for none
+	// under are the id maps of the views of replaced directories that
+	// lie below the current one at path, released when path is detached.
+	under []*Map
+}
+
+// dirID tells directories apart: the same device and inode number is the
+// same directory.
+type dirID struct{ dev, ino uint64 }
+
+func dirIDOf(fd int) (dirID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return dirID{}, err
+	}
+	return dirID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// release gives back the id maps of every view stacked at v.path.
+func (v *view) release(m *Manager) {
+	for _, mp := range append(v.under, v.mp) {
+		m.release(mp)
+	}
+	v.mp, v.under = nil, nil
 }
 
 // liveDir is the name, in the views directory, of the tmpfs that holds
@@ -265,22 +291,54 @@ func OwnerOf(fd int) (tree.Owner, error) {
 }
 
 // Mount counts a mount of volume by id and returns the path of the
-// volume's view. The first mount makes the view, with attributes a, of the
-// directory open at dirfd; later mounts use neither.
-func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (string, error) {
+// volume's view of the directory open at dirfd. The first mount makes the
+// view, with attributes a; later mounts share it while it shows that same
+// directory. When the directory at the volume's path is another one than
+// the view shows (it was deleted and made again, or moved away and
+// replaced, while the volume was mounted), a view of the new one is
+// mounted over the old and replaced is true: a container started from now
+// on gets the directory the volume's path now designates, as with a bind
+// mount of the path, while those already running keep the one they have.
+func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (path string, replaced bool, err error) {
 	v := m.viewOf(volume)
 	defer v.mu.Unlock()
+	dir, err := dirIDOf(dirfd)
+	if err != nil {
+		m.dropIfUnused(volume, v)
+		return "", false, fmt.Errorf("view of %s: %w", volume, err)
+	}
+	if v.path != "" && v.dir != dir {
+		// The new view goes over the old: detaching the old first would
+		// leave the path an empty directory for a moment, which an engine
+		// binding it for an earlier answer could catch. Nothing can be
+		// mounted over a deleted directory, though; its view goes first.
+		_, mp, err := m.make(volume, dirfd, a) // at v.path
+		switch {
+		case err == nil:
+			v.under = append(v.under, v.mp)
+			v.mp, v.dir = mp, dir
+		case errors.Is(err, unix.ENOENT):
+			if _, derr := detach(v.path); derr != nil {
+				return "", false, errors.Join(err, derr)
+			}
+			v.release(m)
+			v.path = ""
+		default:
+			return "", false, err
+		}
+		replaced = true
+	}
 	if v.path == "" {
 		path, mp, err := m.make(volume, dirfd, a)
 		if err != nil {
 			m.dropIfUnused(volume, v)
-			return "", err
+			return "", false, err
 		}
-		v.path, v.mp = path, mp
+		v.path, v.mp, v.dir = path, mp, dir
 	}
 	v.ids[id]++
 	v.n++
-	return v.path, nil
+	return v.path, replaced, nil
 }
 
 // viewOf returns volume's view, made (empty) when it has none, locked.
@@ -371,8 +429,8 @@ func (m *Manager) Unmount(volume, id string) (bool, error) {
 		if _, err := detach(v.path); err != nil {
 			return true, err
 		}
-		m.release(v.mp)
-		v.path, v.mp = "", nil
+		v.release(m)
+		v.path = ""
 	}
 	if v.ids[id]--; v.ids[id] == 0 {
 		delete(v.ids, id)
@@ -429,7 +487,7 @@ func (m *Manager) DropAll() error {
 		if v.path != "" {
 			_, err := remove(v.path)
 			errs = append(errs, err)
-			m.release(v.mp)
+			v.release(m)
 		}
 		v.mu.Unlock()
 	}

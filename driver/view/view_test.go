@@ -130,7 +130,7 @@ func TestIDMaps(t *testing.T) {
 // another uid is not mapped and cannot write.
 func TestIDMappedView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
+	path, _, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestIDMappedView(t *testing.T) {
 func TestReadOnlyView(t *testing.T) {
 	m, dir, fd := fixture(t)
 	testutil.Write(t, filepath.Join(dir, "f"), "data\n")
-	path, err := m.Mount("vol", "id1", fd, Attrs{ReadOnly: true})
+	path, _, err := m.Mount("vol", "id1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestReadOnlyView(t *testing.T) {
 // leaves on disk, and that nothing runs set-uid through the view.
 func TestSetuidThroughView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
+	path, _, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,19 +190,76 @@ func TestSetuidThroughView(t *testing.T) {
 	t.Logf("on disk: %v", mode)
 }
 
+// TestReplacedDirectory: once the directory a mounted view shows is
+// replaced by another at its path, the next Mount shows the new one at the
+// same path (stacked over the old, whose id map stays held), later ones
+// share it, and the last Unmount detaches both and releases both maps.
+func TestReplacedDirectory(t *testing.T) {
+	m, dir, fd := fixture(t)
+	a := Attrs{IDMap: true, UID: 1000, GID: 1000}
+	first, replaced, err := m.Mount("vol", "a", fd, a)
+	if err != nil || replaced {
+		t.Fatalf("first Mount: replaced %v, %v", replaced, err)
+	}
+	testutil.Write(t, filepath.Join(dir, "old"), "old")
+	if err := os.Rename(dir, dir+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Mkdir(t, dir)
+	if err := os.Chown(dir, 2000, 2000); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Write(t, filepath.Join(dir, "new"), "new")
+	fd2, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd2)
+	second, replaced, err := m.Mount("vol", "b", fd2, a)
+	if err != nil || !replaced || second != first {
+		t.Fatalf("Mount after the directory was replaced: %s, replaced %v, %v; want %s, replaced", second, replaced, err, first)
+	}
+	if _, err := os.Stat(filepath.Join(second, "new")); err != nil {
+		t.Errorf("the view does not show the directory now at the path: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(second, "old")); err == nil {
+		t.Errorf("the view still shows the replaced directory")
+	}
+	if _, replaced, err := m.Mount("vol", "c", fd2, a); err != nil || replaced {
+		t.Fatalf("a later Mount: replaced %v, %v; want the view shared", replaced, err)
+	}
+	if n := len(mountsBelow(t, m.Dir())); n != 2 {
+		t.Errorf("%d mounts at the view's path, want 2 (the new view over the old)", n)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if known, err := m.Unmount("vol", id); !known || err != nil {
+			t.Fatalf("Unmount(%s): known %v, %v", id, known, err)
+		}
+	}
+	if left := mountsBelow(t, m.Dir()); len(left) != 0 {
+		t.Errorf("mounts left after the last Unmount: %v", left)
+	}
+	m.nsMu.Lock()
+	maps := len(m.userns)
+	m.nsMu.Unlock()
+	if maps != 0 {
+		t.Errorf("%d id maps held after the last Unmount, want 0", maps)
+	}
+}
+
 // TestMultiplicity: one view per volume, shared by its mount IDs and
 // counted with multiplicity; the last Unmount removes it, and a view of
 // another volume is another.
 func TestMultiplicity(t *testing.T) {
 	m, _, fd := fixture(t)
 	a := Attrs{ReadOnly: true}
-	p1, err := m.Mount("vol", "a", fd, a)
+	p1, _, err := m.Mount("vol", "a", fd, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, _ := m.Mount("vol", "a", fd, a)
-	p3, _ := m.Mount("vol", "b", fd, a)
-	other, _ := m.Mount("other", "a", fd, a)
+	p2, _, _ := m.Mount("vol", "a", fd, a)
+	p3, _, _ := m.Mount("vol", "b", fd, a)
+	other, _, _ := m.Mount("other", "a", fd, a)
 	if p1 != p2 || p1 != p3 || p1 == other {
 		t.Fatalf("paths %s %s %s %s: want one per volume", p1, p2, p3, other)
 	}
@@ -264,10 +321,10 @@ func TestReconcile(t *testing.T) {
 	}
 	fd, _ := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	defer unix.Close(fd)
-	if _, err := m.Mount("a", "1", fd, Attrs{ReadOnly: true}); err != nil {
+	if _, _, err := m.Mount("a", "1", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	stacked, err := m.Mount("b", "1", fd, Attrs{ReadOnly: true})
+	stacked, _, err := m.Mount("b", "1", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,11 +381,11 @@ func TestReconcile(t *testing.T) {
 // mount), the path leads nowhere and the engine cannot bind it.
 func TestViewPathsOnlyInTmpfs(t *testing.T) {
 	m, _, fd := fixture(t)
-	path, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true})
+	path, _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, err := m.Mount("kept", "a", fd, Attrs{ReadOnly: true})
+	kept, _, err := m.Mount("kept", "a", fd, Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +408,7 @@ func TestViewPathsOnlyInTmpfs(t *testing.T) {
 // TestDropAll: every view goes, and the counts with them.
 func TestDropAll(t *testing.T) {
 	m, _, fd := fixture(t)
-	if _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true}); err != nil {
+	if _, _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.DropAll(); err != nil {
@@ -379,7 +436,7 @@ func TestRootOwnedRefused(t *testing.T) {
 		if err := m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
 			t.Errorf("Check of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
-		if _, err := m.Mount("vol", "a", fd, Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
+		if _, _, err := m.Mount("vol", "a", fd, Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
 			t.Errorf("Mount of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
 	}
