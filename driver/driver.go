@@ -383,12 +383,13 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		return nil, err
 	}
 	defer atomic.AddInt32(&v.pins, -1)
-	fd, _, err := d.makeOpenDir(v.dir, v.Spec)
+	var st unix.Stat_t
+	fd, _, err := d.makeOpenDir(v.dir, v.Spec, &st)
 	if err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Warn("mount refused")
 		return nil, err
 	}
-	mp, err := d.mountView(v, r.ID, fd)
+	mp, err := d.mountView(v, r.ID, view.Dir{FD: fd, Dev: st.Dev, Ino: st.Ino})
 	_ = unix.Close(fd)
 	if err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed: no view")
@@ -554,7 +555,7 @@ func noSuchVolume(name string) error { return fmt.Errorf("no such volume: %q", n
 // owner and mode are set; every other directory is made root-owned 0755
 // when missing and otherwise used as it is.
 func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
-	fd, made, err := d.makeOpenDir(dir, s)
+	fd, made, err := d.makeOpenDir(dir, s, nil)
 	if err == nil {
 		_ = unix.Close(fd)
 	}
@@ -562,13 +563,14 @@ func (d *Driver) makeDir(dir string, s spec.Spec) (made string, err error) {
 }
 
 // makeOpenDir is makeDir, and returns a descriptor of the directory
-// (when err is nil), which the caller closes.
-func (d *Driver) makeOpenDir(dir string, s spec.Spec) (fd int, made string, err error) {
+// (when err is nil), which the caller closes, and its stat in st (when
+// not nil).
+func (d *Driver) makeOpenDir(dir string, s spec.Spec, st *unix.Stat_t) (fd int, made string, err error) {
 	var perm *tree.Perm
 	if s.Enforce {
 		perm = &tree.Perm{Owner: tree.Owner{UID: s.UID, GID: s.GID}, Mode: s.Mode}
 	}
-	fd, made, err = d.tree.MakeOpenDir(dir, perm)
+	fd, made, err = d.tree.MakeOpenDir(dir, perm, st)
 	if err == nil && !s.Enforce && s.Kind == spec.KindShared {
 		if err = d.sharedOwner(dir, made); err != nil {
 			_ = unix.Close(fd)

@@ -66,7 +66,7 @@ func (d *Driver) checkView(dir string, s spec.Spec) error {
 // copies an image's content into. The volume's first mount makes the view;
 // the others share it. Where no views can be made, volumes whose options
 // need none are mounted by their path, and a warning says so once.
-func (d *Driver) mountView(v *entry, id string, dirfd int) (string, error) {
+func (d *Driver) mountView(v *entry, id string, dir view.Dir) (string, error) {
 	var why error
 	switch {
 	case d.views == nil:
@@ -84,7 +84,7 @@ func (d *Driver) mountView(v *entry, id string, dirfd int) (string, error) {
 		})
 		return v.mountpoint, nil
 	}
-	path, replaced, err := d.views.Mount(v.Name, id, dirfd, viewAttrs(v.Spec))
+	path, replaced, err := d.views.Mount(v.Name, id, dir, viewAttrs(v.Spec))
 	if re, ok := err.(*view.RootOwnedError); ok {
 		re.Dir = v.mountpoint
 	}

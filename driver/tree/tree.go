@@ -70,7 +70,7 @@ type Perm struct {
 // whether it was made or adopted; when perm is nil an existing last
 // component is left as it is.
 func (t *Tree) MakeDir(rel string, perm *Perm) (made string, err error) {
-	fd, made, err := t.MakeOpenDir(rel, perm)
+	fd, made, err := t.MakeOpenDir(rel, perm, nil)
 	if err == nil {
 		closeFd(fd)
 	}
@@ -79,15 +79,16 @@ func (t *Tree) MakeDir(rel string, perm *Perm) (made string, err error) {
 
 // MakeOpenDir is MakeDir, and returns a descriptor of rel (when err is
 // nil), which the caller closes: the directory MakeDir checked, for a
-// mount of it.
-func (t *Tree) MakeOpenDir(rel string, perm *Perm) (fd int, made string, err error) {
+// mount of it. When st is not nil it receives the directory's stat, from
+// the one fstat that also serves perm's check.
+func (t *Tree) MakeOpenDir(rel string, perm *Perm, st *unix.Stat_t) (fd int, made string, err error) {
 	comps, err := split(rel)
 	if err != nil {
 		return -1, "", err
 	}
 	if fd, ok := t.openExisting(rel); ok {
 		// What Mount nearly always finds: rel exists, no symlink on the way.
-		if err := t.setPerm(fd, rel, perm); err != nil {
+		if err := t.setPerm(fd, rel, perm, st); err != nil {
 			closeFd(fd)
 			return -1, "", err
 		}
@@ -109,7 +110,7 @@ func (t *Tree) MakeOpenDir(rel string, perm *Perm) (fd int, made string, err err
 	if err != nil {
 		return -1, made, err
 	}
-	if err := t.setPerm(fd, rel, perm); err != nil {
+	if err := t.setPerm(fd, rel, perm, st); err != nil {
 		closeFd(fd)
 		return -1, made, err
 	}
@@ -167,15 +168,21 @@ func (t *Tree) openExisting(rel string) (int, bool) {
 }
 
 // setPerm gives the directory open at fd perm's owner and mode (nothing
-// when perm is nil). When it has them already it changes nothing: the
-// result is the same, and Mount, which runs it every time, saves two
-// syscalls and an inode update.
-func (t *Tree) setPerm(fd int, rel string, perm *Perm) error {
-	if perm == nil {
+// when perm is nil), and fills st (when not nil) with its stat before
+// that. When it has them already it changes nothing: the result is the
+// same, and Mount, which runs it every time, saves two syscalls and an
+// inode update.
+func (t *Tree) setPerm(fd int, rel string, perm *Perm, st *unix.Stat_t) error {
+	if perm == nil && st == nil {
 		return nil
 	}
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) == nil && st.Uid == perm.UID && st.Gid == perm.GID && st.Mode&0o7777 == perm.Mode {
+	if st == nil {
+		st = new(unix.Stat_t)
+	}
+	if err := unix.Fstat(fd, st); err != nil {
+		return t.pathErr("stat", rel, err)
+	}
+	if perm == nil || st.Uid == perm.UID && st.Gid == perm.GID && st.Mode&0o7777 == perm.Mode {
 		return nil
 	}
 	// fd may be a path descriptor, which fchown and fchmod refuse: they

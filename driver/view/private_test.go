@@ -52,7 +52,7 @@ func TestViewsArePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	path, _, err := m.Mount("media", "c1", fd, Attrs{ReadOnly: true})
+	path, _, err := m.Mount("media", "c1", dirOf(t, fd), Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestIDMapsReleased(t *testing.T) {
 		if err := m.Check(fd, Attrs{IDMap: true, UID: uid, GID: uid}, tree.Owner{UID: 2000, GID: 2000}); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := m.Mount("vol"+strconv.Itoa(i), "id", fd, Attrs{IDMap: true, UID: uid, GID: uid}); err != nil {
+		if _, _, err := m.Mount("vol"+strconv.Itoa(i), "id", dirOf(t, fd), Attrs{IDMap: true, UID: uid, GID: uid}); err != nil {
 			t.Fatalf("view %d: %v", i, err)
 		}
 	}
@@ -116,15 +116,15 @@ func TestIDMapsReleased(t *testing.T) {
 	m.maxMaps = 3
 	m.mu.Unlock()
 	for i := range 3 {
-		if _, _, err := m.Mount("v"+strconv.Itoa(i), "id", fd, Attrs{IDMap: true, UID: uint32(3000 + i), GID: 3000}); err != nil {
+		if _, _, err := m.Mount("v"+strconv.Itoa(i), "id", dirOf(t, fd), Attrs{IDMap: true, UID: uint32(3000 + i), GID: 3000}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A second view with a map in use takes no new one.
-	if _, _, err := m.Mount("again", "id", fd, Attrs{IDMap: true, UID: 3000, GID: 3000}); err != nil {
+	if _, _, err := m.Mount("again", "id", dirOf(t, fd), Attrs{IDMap: true, UID: 3000, GID: 3000}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := m.Mount("v3", "id", fd, Attrs{IDMap: true, UID: 3003, GID: 3000})
+	_, _, err := m.Mount("v3", "id", dirOf(t, fd), Attrs{IDMap: true, UID: 3003, GID: 3000})
 	var tm *TooManyMapsError
 	if !errors.As(err, &tm) || !strings.Contains(err.Error(), "3 distinct uid/gid maps are in use") {
 		t.Fatalf("a fourth map: %v, want a TooManyMapsError", err)
@@ -135,7 +135,7 @@ func TestIDMapsReleased(t *testing.T) {
 	if _, err := m.Unmount("v1", "id"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := m.Mount("v3", "id", fd, Attrs{IDMap: true, UID: 3003, GID: 3000}); err != nil {
+	if _, _, err := m.Mount("v3", "id", dirOf(t, fd), Attrs{IDMap: true, UID: 3003, GID: 3000}); err != nil {
 		t.Fatalf("a map after one was freed: %v", err)
 	}
 }

@@ -129,7 +129,8 @@ type view struct {
 	mu   sync.Mutex     // one call on the volume at a time
 	gone bool           // out of Manager.views: look the volume up again
 	path string         // "" until made
-	dir  dirID          // of the directory the view shows
+	dev  uint64         // device and
+	ino  uint64         // inode number of the directory the view shows
 	ids  map[string]int // mount ID -> mounts
 	n    int            // all mounts
 	mp   *Map           // its id map, nil for none
@@ -138,16 +139,12 @@ type view struct {
 	under []*Map
 }
 
-// dirID tells directories apart: the same device and inode number is the
-// same directory.
-type dirID struct{ dev, ino uint64 }
-
-func dirIDOf(fd int) (dirID, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return dirID{}, err
-	}
-	return dirID{dev: st.Dev, ino: st.Ino}, nil
+// Dir is a directory to make a view of: open at FD, and told apart from
+// others by its device and inode number (from the caller's fstat of FD,
+// which it makes anyway).
+type Dir struct {
+	FD       int
+	Dev, Ino uint64
 }
 
 // release gives back the id maps of every view stacked at v.path.
@@ -291,7 +288,7 @@ func OwnerOf(fd int) (tree.Owner, error) {
 }
 
 // Mount counts a mount of volume by id and returns the path of the
-// volume's view of the directory open at dirfd. The first mount makes the
+// volume's view of directory d. The first mount makes the
 // view, with attributes a; later mounts share it while it shows that same
 // directory. When the directory at the volume's path is another one than
 // the view shows (it was deleted and made again, or moved away and
@@ -299,24 +296,19 @@ func OwnerOf(fd int) (tree.Owner, error) {
 // mounted over the old and replaced is true: a container started from now
 // on gets the directory the volume's path now designates, as with a bind
 // mount of the path, while those already running keep the one they have.
-func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (path string, replaced bool, err error) {
+func (m *Manager) Mount(volume, id string, d Dir, a Attrs) (path string, replaced bool, err error) {
 	v := m.viewOf(volume)
 	defer v.mu.Unlock()
-	dir, err := dirIDOf(dirfd)
-	if err != nil {
-		m.dropIfUnused(volume, v)
-		return "", false, fmt.Errorf("view of %s: %w", volume, err)
-	}
-	if v.path != "" && v.dir != dir {
+	if v.path != "" && (v.dev != d.Dev || v.ino != d.Ino) {
 		// The new view goes over the old: detaching the old first would
 		// leave the path an empty directory for a moment, which an engine
 		// binding it for an earlier answer could catch. Nothing can be
 		// mounted over a deleted directory, though; its view goes first.
-		_, mp, err := m.make(volume, dirfd, a) // at v.path
+		_, mp, err := m.make(volume, d.FD, a) // at v.path
 		switch {
 		case err == nil:
 			v.under = append(v.under, v.mp)
-			v.mp, v.dir = mp, dir
+			v.mp, v.dev, v.ino = mp, d.Dev, d.Ino
 		case errors.Is(err, unix.ENOENT):
 			if _, derr := detach(v.path); derr != nil {
 				return "", false, errors.Join(err, derr)
@@ -329,12 +321,12 @@ func (m *Manager) Mount(volume, id string, dirfd int, a Attrs) (path string, rep
 		replaced = true
 	}
 	if v.path == "" {
-		path, mp, err := m.make(volume, dirfd, a)
+		path, mp, err := m.make(volume, d.FD, a)
 		if err != nil {
 			m.dropIfUnused(volume, v)
 			return "", false, err
 		}
-		v.path, v.mp, v.dir = path, mp, dir
+		v.path, v.mp, v.dev, v.ino = path, mp, d.Dev, d.Ino
 	}
 	v.ids[id]++
 	v.n++

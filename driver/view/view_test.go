@@ -77,6 +77,16 @@ func fixture(t *testing.T) (m *Manager, dir string, fd int) {
 	return m, dir, fd
 }
 
+// dirOf is the directory open at fd, as Mount takes it.
+func dirOf(t testing.TB, fd int) Dir {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return Dir{FD: fd, Dev: st.Dev, Ino: st.Ino}
+}
+
 // as runs a shell command as uid:gid and returns its output.
 func as(t *testing.T, uid, gid uint32, script string) (string, error) {
 	t.Helper()
@@ -130,7 +140,7 @@ func TestIDMaps(t *testing.T) {
 // another uid is not mapped and cannot write.
 func TestIDMappedView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, _, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
+	path, _, err := m.Mount("vol", "id1", dirOf(t, fd), Attrs{IDMap: true, UID: 1000, GID: 1000, NoSuid: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +170,7 @@ func TestIDMappedView(t *testing.T) {
 func TestReadOnlyView(t *testing.T) {
 	m, dir, fd := fixture(t)
 	testutil.Write(t, filepath.Join(dir, "f"), "data\n")
-	path, _, err := m.Mount("vol", "id1", fd, Attrs{ReadOnly: true})
+	path, _, err := m.Mount("vol", "id1", dirOf(t, fd), Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +190,7 @@ func TestReadOnlyView(t *testing.T) {
 // leaves on disk, and that nothing runs set-uid through the view.
 func TestSetuidThroughView(t *testing.T) {
 	m, dir, fd := fixture(t)
-	path, _, err := m.Mount("vol", "id1", fd, Attrs{IDMap: true, UID: 1000, GID: 1000})
+	path, _, err := m.Mount("vol", "id1", dirOf(t, fd), Attrs{IDMap: true, UID: 1000, GID: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +207,7 @@ func TestSetuidThroughView(t *testing.T) {
 func TestReplacedDirectory(t *testing.T) {
 	m, dir, fd := fixture(t)
 	a := Attrs{IDMap: true, UID: 1000, GID: 1000}
-	first, replaced, err := m.Mount("vol", "a", fd, a)
+	first, replaced, err := m.Mount("vol", "a", dirOf(t, fd), a)
 	if err != nil || replaced {
 		t.Fatalf("first Mount: replaced %v, %v", replaced, err)
 	}
@@ -215,7 +225,7 @@ func TestReplacedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd2)
-	second, replaced, err := m.Mount("vol", "b", fd2, a)
+	second, replaced, err := m.Mount("vol", "b", dirOf(t, fd2), a)
 	if err != nil || !replaced || second != first {
 		t.Fatalf("Mount after the directory was replaced: %s, replaced %v, %v; want %s, replaced", second, replaced, err, first)
 	}
@@ -225,7 +235,7 @@ func TestReplacedDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(second, "old")); err == nil {
 		t.Errorf("the view still shows the replaced directory")
 	}
-	if _, replaced, err := m.Mount("vol", "c", fd2, a); err != nil || replaced {
+	if _, replaced, err := m.Mount("vol", "c", dirOf(t, fd2), a); err != nil || replaced {
 		t.Fatalf("a later Mount: replaced %v, %v; want the view shared", replaced, err)
 	}
 	if n := len(mountsBelow(t, m.Dir())); n != 2 {
@@ -253,13 +263,13 @@ func TestReplacedDirectory(t *testing.T) {
 func TestMultiplicity(t *testing.T) {
 	m, _, fd := fixture(t)
 	a := Attrs{ReadOnly: true}
-	p1, _, err := m.Mount("vol", "a", fd, a)
+	p1, _, err := m.Mount("vol", "a", dirOf(t, fd), a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, _, _ := m.Mount("vol", "a", fd, a)
-	p3, _, _ := m.Mount("vol", "b", fd, a)
-	other, _, _ := m.Mount("other", "a", fd, a)
+	p2, _, _ := m.Mount("vol", "a", dirOf(t, fd), a)
+	p3, _, _ := m.Mount("vol", "b", dirOf(t, fd), a)
+	other, _, _ := m.Mount("other", "a", dirOf(t, fd), a)
 	if p1 != p2 || p1 != p3 || p1 == other {
 		t.Fatalf("paths %s %s %s %s: want one per volume", p1, p2, p3, other)
 	}
@@ -321,10 +331,10 @@ func TestReconcile(t *testing.T) {
 	}
 	fd, _ := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	defer unix.Close(fd)
-	if _, _, err := m.Mount("a", "1", fd, Attrs{ReadOnly: true}); err != nil {
+	if _, _, err := m.Mount("a", "1", dirOf(t, fd), Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	stacked, _, err := m.Mount("b", "1", fd, Attrs{ReadOnly: true})
+	stacked, _, err := m.Mount("b", "1", dirOf(t, fd), Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,11 +391,11 @@ func TestReconcile(t *testing.T) {
 // mount), the path leads nowhere and the engine cannot bind it.
 func TestViewPathsOnlyInTmpfs(t *testing.T) {
 	m, _, fd := fixture(t)
-	path, _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true})
+	path, _, err := m.Mount("vol", "a", dirOf(t, fd), Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, _, err := m.Mount("kept", "a", fd, Attrs{ReadOnly: true})
+	kept, _, err := m.Mount("kept", "a", dirOf(t, fd), Attrs{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +418,7 @@ func TestViewPathsOnlyInTmpfs(t *testing.T) {
 // TestDropAll: every view goes, and the counts with them.
 func TestDropAll(t *testing.T) {
 	m, _, fd := fixture(t)
-	if _, _, err := m.Mount("vol", "a", fd, Attrs{ReadOnly: true}); err != nil {
+	if _, _, err := m.Mount("vol", "a", dirOf(t, fd), Attrs{ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.DropAll(); err != nil {
@@ -436,7 +446,7 @@ func TestRootOwnedRefused(t *testing.T) {
 		if err := m.Check(fd, Attrs{IDMap: true, UID: 1000, GID: 1000}, o); !errors.As(err, &re) {
 			t.Errorf("Check of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
-		if _, _, err := m.Mount("vol", "a", fd, Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
+		if _, _, err := m.Mount("vol", "a", dirOf(t, fd), Attrs{IDMap: true, UID: 1000, GID: 1000}); !errors.As(err, &re) {
 			t.Errorf("Mount of a %d:%d directory: %v, want a RootOwnedError", o.UID, o.GID, err)
 		}
 	}
