@@ -22,9 +22,8 @@
 // Unmount detaches the view (its directory stays for the next, until
 // Forget). A second Mount of a mounted volume makes nothing, unless the
 // directory at the volume's path is no longer the one the view shows
-// (see Mount). Calls on one
-// volume take turns; calls on different volumes do not wait for each
-// other's syscalls.
+// (see Mount). Calls on one volume take turns; calls on different volumes
+// do not wait for each other's syscalls.
 //
 // A container's bind mount of a view is a mount of its own, so detaching a
 // view never takes anything away from a running container. Views are
@@ -288,14 +287,14 @@ func OwnerOf(fd int) (tree.Owner, error) {
 }
 
 // Mount counts a mount of volume by id and returns the path of the
-// volume's view of directory d. The first mount makes the
-// view, with attributes a; later mounts share it while it shows that same
-// directory. When the directory at the volume's path is another one than
-// the view shows (it was deleted and made again, or moved away and
-// replaced, while the volume was mounted), a view of the new one is
-// mounted over the old and replaced is true: a container started from now
-// on gets the directory the volume's path now designates, as with a bind
-// mount of the path, while those already running keep the one they have.
+// volume's view of directory d. The first mount makes the view, with
+// attributes a; later mounts share it while it shows that same directory.
+// When the directory at the volume's path is another one than the view
+// shows (it was deleted and made again, or moved away and replaced, while
+// the volume was mounted), a view of the new one is mounted over the old
+// and replaced is true: a container started from now on gets the
+// directory the volume's path now designates, as with a bind mount of the
+// path, while those already running keep the one they have.
 func (m *Manager) Mount(volume, id string, d Dir, a Attrs) (path string, replaced bool, err error) {
 	v := m.viewOf(volume)
 	defer v.mu.Unlock()
