@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -185,6 +186,27 @@ func FuzzMountLog(f *testing.F) {
 		defer m.Close()
 		if !reflect.DeepEqual(m.counts, want) || m.gen != gen {
 			t.Fatalf("reopened: counts %v, generation %d; want %v, %d", m.counts, m.gen, want, gen)
+		}
+	})
+}
+
+// FuzzMountEntryJSON: an entry appended to the log is what encoding/json
+// marshals, byte for byte, whatever its names, IDs and numbers.
+func FuzzMountEntryJSON(f *testing.F) {
+	f.Add("app_data", strings.Repeat("0123456789abcdef", 4), 1, uint64(1), uint64(0))
+	f.Add("", "", 0, uint64(0), uint64(7))
+	f.Add("a<b", "\"q\"\\\n", -3, uint64(1<<63), uint64(1))
+	f.Add("a>b", "a&b", 2, uint64(0), uint64(0))
+	f.Add(`a"b`, `a\b`, 0, uint64(0), uint64(0))
+	f.Add("\x7f\u2028é\xff", "x", 0, uint64(0), uint64(0))
+	f.Fuzz(func(t *testing.T, volume, id string, delta int, g, engine uint64) {
+		e := mountEntry{Volume: volume, ID: id, Delta: delta, G: g, Engine: engine}
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.appendJSON([]byte("kept")); string(got) != "kept"+string(want) {
+			t.Fatalf("appendJSON(%#v) = %q, want %q", e, got[4:], want)
 		}
 	})
 }

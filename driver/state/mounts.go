@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -56,6 +57,7 @@ type Mounts struct {
 	live   int                         // (volume, ID) pairs with a count
 	lines  int                         // entries in the log file
 	out    *logFile                    // the log, open for appending
+	line   []byte                      // the entry being appended, reused
 	log    logrus.FieldLogger
 }
 
@@ -80,6 +82,56 @@ type mountEntry struct {
 	Delta  int    `json:"d,omitempty"`
 	G      uint64 `json:"g,omitempty"`
 	Engine uint64 `json:"engine,omitempty"`
+}
+
+// appendJSON appends e as encoding/json marshals it, byte for byte (every
+// release reads the log with encoding/json), without its reflection: the
+// encoding was a fifth of what a Mount and Unmount of a mounted volume
+// cost in process.
+func (e mountEntry) appendJSON(b []byte) []byte {
+	start := len(b)
+	key := func(b []byte, name string) []byte {
+		if len(b) > start {
+			b = append(b, ',')
+		} else {
+			b = append(b, '{')
+		}
+		return append(append(append(b, '"'), name...), `":`...)
+	}
+	if e.Volume != "" {
+		b = appendJSONString(key(b, "v"), e.Volume)
+	}
+	if e.ID != "" {
+		b = appendJSONString(key(b, "id"), e.ID)
+	}
+	if e.Delta != 0 {
+		b = strconv.AppendInt(key(b, "d"), int64(e.Delta), 10)
+	}
+	if e.G != 0 {
+		b = strconv.AppendUint(key(b, "g"), e.G, 10)
+	}
+	if e.Engine != 0 {
+		b = strconv.AppendUint(key(b, "engine"), e.Engine, 10)
+	}
+	if len(b) == start {
+		b = append(b, '{')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it. Volume
+// names and Docker's mount IDs need no escaping; anything else (control
+// characters, HTML's <>&, quotes, non-ASCII) is left to encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // OpenMounts loads the mount log in dir written during boot bootID and
@@ -215,12 +267,13 @@ func (m *Mounts) compact() error {
 		return fmt.Errorf("state: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	err = enc.Encode(mountHeader{BootID: m.bootID, Engine: m.gen})
+	err = json.NewEncoder(w).Encode(mountHeader{BootID: m.bootID, Engine: m.gen})
+	var line []byte
 	for v, ids := range m.counts {
 		for id, c := range ids {
 			if err == nil {
-				err = enc.Encode(mountEntry{Volume: v, ID: id, Delta: c.n, G: c.gen})
+				line = append(mountEntry{Volume: v, ID: id, Delta: c.n, G: c.gen}.appendJSON(line[:0]), '\n')
+				_, err = w.Write(line)
 			}
 		}
 	}
@@ -354,11 +407,8 @@ func (m *Mounts) change(volume, id string, delta int, gen uint64) error {
 
 // write appends one entry to the log.
 func (m *Mounts) write(e mountEntry) error {
-	line, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	line = append(line, '\n')
+	m.line = append(e.appendJSON(m.line[:0]), '\n')
+	line := m.line
 	if !m.out.fits(len(line)) {
 		// The room is used up: a new log brings new room. Where none can
 		// be written, the line is written at the end of the text.
