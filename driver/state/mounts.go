@@ -89,12 +89,11 @@ type mountEntry struct {
 // encoding was a fifth of what a Mount and Unmount of a mounted volume
 // cost in process.
 func (e mountEntry) appendJSON(b []byte) []byte {
-	start := len(b)
+	b = append(b, '{')
+	first := len(b)
 	key := func(b []byte, name string) []byte {
-		if len(b) > start {
+		if len(b) > first {
 			b = append(b, ',')
-		} else {
-			b = append(b, '{')
 		}
 		return append(append(append(b, '"'), name...), `":`...)
 	}
@@ -112,9 +111,6 @@ func (e mountEntry) appendJSON(b []byte) []byte {
 	}
 	if e.Engine != 0 {
 		b = strconv.AppendUint(key(b, "engine"), e.Engine, 10)
-	}
-	if len(b) == start {
-		b = append(b, '{')
 	}
 	return append(b, '}')
 }
