@@ -16,7 +16,8 @@ Reads the data_dirs of the Portal app.json FILE and prints the portal-volume
 volumes that replace Portal's bind mounts: by default the docker volume
 create commands; with --format compose a compose override file (the
 service's volumes and the volumes section); with --create it creates them
-through the plugin's socket.
+through the Docker engine, or through the plugin's own socket with
+--socket.
 
 flags:
 `

@@ -140,7 +140,7 @@ var settingsTable = []setting{
 	},
 	{
 		flag: "socket", env: "PORTAL_SOCKET", def: "portal-volume",
-		help:    "socket: a name under " + pluginSocketDir + ", or a path",
+		help:    "socket: a name under " + pluginSocketDir + ", or an absolute path",
 		managed: notInManifest, // a managed plugin's socket is config.json's interface.socket
 		parse: func(v string, s *settings) (err error) {
 			s.Socket, err = socketPath(v)
@@ -207,7 +207,7 @@ var settingsTable = []setting{
 	},
 	{
 		flag: "views", env: "VIEWS_DIR", def: "/run/portal-volume/views",
-		help:    "directory for the views (access=ro, uid/gid on shared and tree volumes), outside the root",
+		help:    "directory for the views that every volume is mounted through, outside the root",
 		managed: fixed("/mnt/pv/views"),
 		parse: func(v string, s *settings) (err error) {
 			s.Driver.ViewsDir, err = parseViews(v, s.Driver.Root)
