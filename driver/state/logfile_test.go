@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,6 +48,68 @@ func TestMountLogMappedRoom(t *testing.T) {
 	if b := readFile(t, path); !bytes.Equal(b, text) {
 		t.Fatalf("log after a clean stop = %q, want its text %q", b, text)
 	}
+}
+
+// The pages of the room just beyond the text are made ready for writing,
+// the first window at once and the next ones by the log's own goroutine,
+// and pages beyond are left alone. A page made ready is in the process's
+// page table before an append reaches it; without, only an append puts
+// it there, with a page fault.
+func TestMountLogPagesReadyAhead(t *testing.T) {
+	probe, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(probe)
+	if err := unix.Madvise(probe, unix.MADV_POPULATE_WRITE); err != nil {
+		t.Skipf("this kernel cannot make pages ready for writing: %v", err)
+	}
+	pagemap, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pagemap.Close()
+	m := openMapped(t, t.TempDir())
+	defer m.Close()
+	mem, page := m.out.mem, int64(os.Getpagesize())
+	// mapped tells, for each page of the log from byte from to byte to,
+	// whether the page table has it (pagemap's bit 63).
+	mapped := func(from, to int64) string {
+		var b strings.Builder
+		entry := make([]byte, 8)
+		for off := from &^ (page - 1); off < to; off += page {
+			addr := uintptr(unsafe.Pointer(&mem[off]))
+			if _, err := pagemap.ReadAt(entry, int64(addr)/page*8); err != nil {
+				t.Fatal(err)
+			}
+			if entry[7]&0x80 != 0 {
+				b.WriteByte('+')
+			} else {
+				b.WriteByte('.')
+			}
+		}
+		return b.String()
+	}
+	window := int64(prefaultWindow)
+	check := func(what string, start int64) {
+		t.Helper()
+		ready, beyond := mapped(start, start+window), mapped(start+window+page, start+2*window)
+		if strings.Contains(ready, ".") || strings.Contains(beyond, "+") {
+			t.Errorf("%s: pages of the window ahead of byte %d in the page table: %s, beyond it: %s; want all of the window's, none beyond",
+				what, start, ready, beyond)
+		}
+	}
+	check("at the start", m.out.off)
+	line := []byte(`{"v":"a","id":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","d":1}` + "\n")
+	for end := m.out.off + window/2 + 1; m.out.off < end; {
+		if err := m.out.append(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stopping the goroutine waits for what was asked of it.
+	m.out.ahead.stop()
+	m.out.ahead = nil
+	check("half a window on", m.out.off)
 }
 
 func TestMountLogWithoutRoom(t *testing.T) {
@@ -111,6 +174,9 @@ func openMapped(t *testing.T, dir string) *Mounts {
 
 // crash lets go of m as a killed daemon does: the log keeps its room.
 func crash(m *Mounts) {
+	if m.out.ahead != nil {
+		m.out.ahead.stop()
+	}
 	if m.out.mem != nil {
 		_ = unix.Munmap(m.out.mem)
 	}
