@@ -116,6 +116,15 @@ func (d *Driver) forgetView(name string) {
 	}
 }
 
+// ViewsDir is the directory every view is mounted in, where Mountpoints
+// are; "" when the daemon makes no views.
+func (d *Driver) ViewsDir() string {
+	if d.views == nil {
+		return ""
+	}
+	return d.views.Dir()
+}
+
 // liveViews is how many views of the volume are mounted.
 func (d *Driver) liveViews(name string) int {
 	if d.views == nil {

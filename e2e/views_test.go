@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -243,6 +245,30 @@ var viewCases = []testCase{
 			}
 		}
 		wantNoViews(t, e, "after the containers")
+	}},
+	{"EngineSeesViews", func(t *testing.T, e *env) {
+		if e.mode != "legacy" {
+			t.Skip("the managed plugin's views are seen through the engine's own propagated mount")
+		}
+		// The daemon checks, at the engine's first connection, that
+		// dockerd sees its views directory; this engine does.
+		e.mustCreate(t, "sees_data")
+		mustDocker(t, "run", "--rm", "-v", "sees_data:/v", image, "true")
+		seen := regexp.MustCompile(`msg="the engine sees the views directory" pid=([0-9]+) `)
+		var m []string
+		waitFor(t, "the line of the engine's check in the daemon's log", 10*time.Second, func() error {
+			if m = seen.FindStringSubmatch(e.Logs()); m == nil {
+				return errors.New("not there")
+			}
+			return nil
+		})
+		if logs := e.Logs(); strings.Contains(logs, "does not see the views directory") {
+			t.Fatalf("the daemon says the engine does not see its views, and a container just used one:\n%s", logs)
+		}
+		if comm, err := os.ReadFile("/proc/" + m[1] + "/comm"); err != nil || strings.TrimSpace(string(comm)) != "dockerd" {
+			t.Errorf("the process checked, pid %s, is %q (%v), want dockerd", m[1], comm, err)
+		}
+		mustDocker(t, "volume", "rm", "sees_data")
 	}},
 	{"ViewsGoneAfterPluginKillAndEngineRestart", func(t *testing.T, e *env) {
 		sharedDir(t, e, "music", 2000, 2000)

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(runAsDaemonEnv) != "" {
 		main()
 	}
+	if sock := os.Getenv(runAsClientEnv); sock != "" {
+		os.Exit(runAsClient(sock))
+	}
 	os.Exit(m.Run())
 }
 
