@@ -117,9 +117,11 @@ func (d *Driver) forgetView(name string) {
 }
 
 // ViewsDir is the directory every view is mounted in, where Mountpoints
-// are; "" when the daemon makes no views.
+// are; "" when the daemon makes no views, or they are unavailable (then a
+// Mountpoint is the volume's path). It waits for the probe of whether
+// views can be made, which the start began.
 func (d *Driver) ViewsDir() string {
-	if d.views == nil {
+	if d.views == nil || d.views.Available() != nil {
 		return ""
 	}
 	return d.views.Dir()

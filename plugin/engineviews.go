@@ -7,17 +7,18 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/driver/mountinfo"
 )
 
-// engineViews tells the operator when the engine cannot see the views
-// directory. Every Mountpoint the host daemon returns is a path in it, and
-// an engine that finds another directory there fails each container that
-// uses a volume with "no such file or directory". That is what a mount
-// namespace of the daemon's own does (a systemd drop-in with
+// engineViews tells the operator when the engine cannot see the directory
+// the views are mounted in. Every Mountpoint the host daemon returns is a
+// path in it, and an engine that finds another directory there fails each
+// container that uses a volume with "no such file or directory". That is
+// what a mount namespace of the daemon's own does (a systemd drop-in with
 // ProtectSystem=, ReadWritePaths=, PrivateTmp= and the like): its views
 // are mounted where only it sees them. The daemon cannot change that; it
 // can say so, once per engine process, at the engine's first connection.
@@ -27,11 +28,14 @@ import (
 // managed plugin is not checked: the engine itself makes the propagated
 // mount its views are seen through, at another path.
 type engineViews struct {
-	dir string // the directory the views are mounted in (the driver's ViewsDir)
+	// dir is the directory the views are mounted in, or "" when there are
+	// none (the driver's ViewsDir, which waits for the views' probe).
+	dir func() string
 	log logrus.FieldLogger
 
-	mu      sync.Mutex
-	checked int32 // the engine process checked last
+	// checked is the engine process checked last. Only the server's
+	// accept loop reads and writes it.
+	checked int32
 }
 
 // viewsCheckedListener checks the peer of each connection it accepts.
@@ -49,9 +53,8 @@ func (l viewsCheckedListener) Accept() (net.Conn, error) {
 }
 
 // accepted checks the process at the other end of c, when it is an
-// engine not checked before. The check looks into the engine's mount
-// namespace, which the daemon does not control: it runs beside the
-// connection, so that nothing there can hold up the accepting of others.
+// engine not checked before. The check runs beside the connection: it
+// waits for the views' probe, and reads the engine's mounts.
 func (e *engineViews) accepted(c net.Conn) {
 	if pid := peerPID(c); pid > 0 && e.firstOf(pid) {
 		go e.check(pid)
@@ -61,8 +64,6 @@ func (e *engineViews) accepted(c net.Conn) {
 // firstOf tells whether pid is an engine process other than the one
 // checked last, and makes it that one.
 func (e *engineViews) firstOf(pid int32) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if pid == e.checked {
 		return false
 	}
@@ -74,17 +75,32 @@ func (e *engineViews) firstOf(pid int32) bool {
 	return true
 }
 
-// check compares the views directory with what the engine process pid
-// finds at its path, and logs what it found.
+// check compares the views directory, as the daemon's mounts name it,
+// with what the engine process pid reaches at its path (mountinfo(5)
+// names a mount by its file system's device and the mounted directory),
+// and logs what it found. An engine that has exited meanwhile is not
+// reported.
 func (e *engineViews) check(pid int32) {
-	log := e.log.WithFields(logrus.Fields{"pid": pid, "views": e.dir})
-	switch same, err := sameDir(e.dir, fmt.Sprintf("/proc/%d/root%s", pid, e.dir)); {
+	dir := e.dir()
+	if dir == "" {
+		return
+	}
+	log := e.log.WithFields(logrus.Fields{"pid": pid, "views": dir})
+	own, err := mountinfo.Locate(dir)
+	if err != nil {
+		log.WithError(err).Warn("could not tell whether the engine sees the views directory")
+		return
+	}
+	theirs, err := mountinfo.LocateIn(fmt.Sprintf("/proc/%d/mountinfo", pid), dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		log.WithError(err).Warn("could not tell whether the engine sees the views directory")
-	case !same:
-		log.Error("the engine (dockerd) does not see the views directory that every Mountpoint is in: " +
-			"containers that use a volume will fail to start. The daemon and dockerd must share a mount namespace; " +
-			"a systemd setting such as ProtectSystem=, ReadWritePaths= or PrivateTmp= gives the daemon one of its own")
+	case theirs != own:
+		log.WithFields(logrus.Fields{"own": own.Dev + " " + own.Root, "engine": theirs.Dev + " " + theirs.Root}).Error(
+			"the engine (dockerd) does not see the views directory that every Mountpoint is in: " +
+				"containers that use a volume will fail to start. The daemon and dockerd must share a mount namespace; " +
+				"a systemd setting such as ProtectSystem=, ReadWritePaths= or PrivateTmp= gives the daemon one of its own")
 	default:
 		log.Debug("the engine sees the views directory")
 	}
@@ -102,26 +118,11 @@ func peerPID(c net.Conn) int32 {
 		return 0
 	}
 	var cred *unix.Ucred
+	var credErr error
 	if err := raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil || cred == nil {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || credErr != nil {
 		return 0
 	}
 	return cred.Pid
-}
-
-// sameDir tells whether the paths name the same directory; a missing
-// other is not the same.
-func sameDir(own, other string) (bool, error) {
-	var a, b unix.Stat_t
-	if err := unix.Stat(own, &a); err != nil {
-		return false, fmt.Errorf("views directory: %w", err)
-	}
-	if err := unix.Stat(other, &b); err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-			return false, nil
-		}
-		return false, fmt.Errorf("the engine's views directory: %w", err)
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino, nil
 }

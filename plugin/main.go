@@ -117,8 +117,8 @@ func serve(s settings, log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
-	if dir := d.ViewsDir(); s.HostRoot == "" && dir != "" {
-		l = viewsCheckedListener{l, &engineViews{dir: dir, log: log}}
+	if s.HostRoot == "" && cfg.ViewsDir != "" {
+		l = viewsCheckedListener{l, &engineViews{dir: d.ViewsDir, log: log}}
 	}
 	log.WithFields(logrus.Fields{"socket": l.Addr().String(), "socket_activated": activated, "shared": cfg.SharedNames, "anonymous": cfg.Anonymous}).Info("serving")
 

@@ -82,8 +82,13 @@ func unescape(b []byte) string {
 // Locate names the absolute, symlink-free path dir as mountinfo does, from
 // the mounts of the calling process's namespace: the topmost mount whose
 // mount point holds dir, its root and the rest of the path.
-func Locate(dir string) (Dir, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+func Locate(dir string) (Dir, error) { return LocateIn("/proc/self/mountinfo", dir) }
+
+// LocateIn is Locate from the mountinfo file at path: /proc/<pid>/mountinfo
+// names dir as process pid reaches it, from its root. Unlike its
+// /proc/<pid>/root, it may be read without the right to trace pid.
+func LocateIn(path, dir string) (Dir, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return Dir{}, err
 	}

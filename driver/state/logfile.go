@@ -18,18 +18,19 @@ import (
 // keeps what was copied when the process is killed, as it keeps a write(2),
 // and no system call is made under the lock that every Mount and Unmount
 // takes. The first write to a page of the mapping faults, and the file
-// system prepares the page for writing then (on ext4 tens of µs); a
-// goroutine of the log's own takes those faults ahead of the text (see
-// prefaulter), so that an append under the lock seldom does. A log without
-// room (the file system cannot allocate it, or an earlier release wrote
-// the log) is appended to by write(2) at the end of its text. The log's text ends at its first NUL byte.
+// system prepares the page for writing then (on ext4 tens of µs); those
+// faults are taken ahead of the text (see prefaulter), so that an append
+// under the lock seldom takes one. A log without room (the file system
+// cannot allocate it, or an earlier release wrote the log) is appended to
+// by write(2) at the end of its text. The log's text ends at its first NUL
+// byte.
 type logFile struct {
 	f      *os.File
-	mem    []byte // the mapped file; nil when appending by write(2)
-	off    int64  // where the next line goes: the end of the text
-	torn   bool   // the last append may have stopped part way: end its line first
-	failed bool   // the mapping faulted: start a new log before the next append
-	ahead  *prefaulter
+	mem    []byte      // the mapped file; nil when appending by write(2)
+	off    int64       // where the next line goes: the end of the text
+	torn   bool        // the last append may have stopped part way: end its line first
+	failed bool        // the mapping faulted: start a new log before the next append
+	ahead  *prefaulter // makes the room's pages ready ahead of off; nil without
 }
 
 // minLogRoom is the least room a log is written with beyond its text; it
@@ -139,9 +140,10 @@ func (l *logFile) Close() error {
 
 // prefaulter makes the pages of a mapped log ready for writing ahead of
 // its text, by madvise(MADV_POPULATE_WRITE): the fault a write would take,
-// without writing. Its goroutine does it outside the lock the appends
-// take; it changes no byte, so it needs no exclusion from them, only from
-// the unmapping (stop). Where the kernel cannot (before Linux 5.14) the
+// without writing. Beyond the first window, which is made ready as the
+// log is opened, its goroutine does it outside the lock the appends take;
+// it changes no byte, so it needs no exclusion from them, only from the
+// unmapping (stop). Where the kernel cannot (before Linux 5.14) the
 // appends take the faults themselves, as they would without it.
 //
 // Pages made ready are dirty: written back, as zeros the log's room holds

@@ -176,6 +176,7 @@ func openMapped(t *testing.T, dir string) *Mounts {
 func crash(m *Mounts) {
 	if m.out.ahead != nil {
 		m.out.ahead.stop()
+		m.out.ahead = nil
 	}
 	if m.out.mem != nil {
 		_ = unix.Munmap(m.out.mem)
