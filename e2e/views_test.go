@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // TestViews: access=ro and id-mapped views, and what is left of them
@@ -268,7 +270,40 @@ var viewCases = []testCase{
 		if comm, err := os.ReadFile("/proc/" + m[1] + "/comm"); err != nil || strings.TrimSpace(string(comm)) != "dockerd" {
 			t.Errorf("the process checked, pid %s, is %q (%v), want dockerd", m[1], comm, err)
 		}
-		mustDocker(t, "volume", "rm", "sees_data")
+
+		// The same daemon in a mount namespace of its own, a slave of
+		// this one, as systemd gives a service with ProtectSystem= and
+		// the like: its views never reach the engine, a container that
+		// uses a volume fails to start, and the daemon says why.
+		p := e.plugin.(*legacyPlugin)
+		p.stop()
+		defer p.start(t)
+		var out testutil.Buffer
+		apart := exec.Command("unshare", "--mount", "--propagation", "slave",
+			binary, "--root", p.root, "--socket", p.socket, "--log-level", "debug")
+		apart.Env = append(os.Environ(), "VIEWS_DIR="+p.root+"-views")
+		apart.Stdout, apart.Stderr = &out, &out
+		apart.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := apart.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = apart.Process.Signal(syscall.SIGTERM)
+			_ = apart.Wait()
+		}()
+		waitFor(t, "the daemon apart to answer", 20*time.Second, func() error { return probe(p.socket) })
+		if runOut, err := docker("run", "--rm", "-v", "sees_data:/v", image, "true"); err == nil {
+			t.Fatalf("a container started with a volume whose view the engine cannot see: %s", runOut)
+		} else {
+			t.Logf("as expected, the container did not start: %v: %s", err, runOut)
+		}
+		blind := regexp.MustCompile(`level=error msg="the engine \(dockerd\) does not see the views directory[^"]*"(.*) pid=` + m[1] + ` `)
+		waitFor(t, "the daemon apart to say the engine does not see its views", 10*time.Second, func() error {
+			if !blind.MatchString(out.String()) {
+				return errors.New("not said")
+			}
+			return nil
+		})
 	}},
 	{"ViewsGoneAfterPluginKillAndEngineRestart", func(t *testing.T, e *env) {
 		sharedDir(t, e, "music", 2000, 2000)
