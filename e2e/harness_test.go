@@ -77,6 +77,7 @@ type legacyPlugin struct {
 	root, socket string
 	release      release  // the build it runs; binary when empty
 	env          []string // settings given by Configure
+	wrap         []string // a command that runs it (unshare ...); none when empty
 	cmd          *exec.Cmd
 	out          *testutil.Buffer
 }
@@ -94,7 +95,8 @@ func (p *legacyPlugin) start(t testing.TB, extraArgs ...string) {
 	if bin == "" {
 		bin = binary
 	}
-	p.cmd = exec.Command(bin, args...)
+	line := append(append(append([]string{}, p.wrap...), bin), args...)
+	p.cmd = exec.Command(line[0], line[1:]...)
 	// A views directory of its own, as an environment twin, which a
 	// release without views ignores.
 	p.cmd.Env = append(append(os.Environ(), "VIEWS_DIR="+p.root+"-views"), p.env...)

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/portal/portal-volume/internal/testutil"
 )
 
 // TestViews: access=ro and id-mapped views, and what is left of them
@@ -277,21 +275,13 @@ var viewCases = []testCase{
 		// uses a volume fails to start, and the daemon says why.
 		p := e.plugin.(*legacyPlugin)
 		p.stop()
-		defer p.start(t)
-		var out testutil.Buffer
-		apart := exec.Command("unshare", "--mount", "--propagation", "slave",
-			binary, "--root", p.root, "--socket", p.socket, "--log-level", "debug")
-		apart.Env = append(os.Environ(), "VIEWS_DIR="+p.root+"-views")
-		apart.Stdout, apart.Stderr = &out, &out
-		apart.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := apart.Start(); err != nil {
-			t.Fatal(err)
-		}
+		p.wrap = []string{"unshare", "--mount", "--propagation", "slave"}
+		p.start(t)
 		defer func() {
-			_ = apart.Process.Signal(syscall.SIGTERM)
-			_ = apart.Wait()
+			p.stop()
+			p.wrap = nil
+			p.start(t)
 		}()
-		waitFor(t, "the daemon apart to answer", 20*time.Second, func() error { return probe(p.socket) })
 		if runOut, err := docker("run", "--rm", "-v", "sees_data:/v", image, "true"); err == nil {
 			t.Fatalf("a container started with a volume whose view the engine cannot see: %s", runOut)
 		} else {
@@ -299,7 +289,7 @@ var viewCases = []testCase{
 		}
 		blind := regexp.MustCompile(`level=error msg="the engine \(dockerd\) does not see the views directory[^"]*"(.*) pid=` + m[1] + ` `)
 		waitFor(t, "the daemon apart to say the engine does not see its views", 10*time.Second, func() error {
-			if !blind.MatchString(out.String()) {
+			if !blind.MatchString(e.Logs()) {
 				return errors.New("not said")
 			}
 			return nil
