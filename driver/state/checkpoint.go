@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,33 +29,43 @@ import (
 // a crash at any moment leaves the old record or the new one, and the
 // journal, deleted only after the checkpoint, has every change either way.
 
-// checkpoint writes the journal's changes to the record files, durably,
-// but none of a volume that superseded names (when not nil): a newer
-// change of it is on disk in the current journal.
-func (r *Records) checkpoint(entries []journalEntry, superseded func(name string) bool) (passedOver int, err error) {
+// checkpointDone says what a checkpoint did beside writing records.
+type checkpointDone struct {
+	passedOver int           // entries not written: the current journal changes their volume
+	gaveWay    time.Duration // time spent waiting for the current journal's changes to pause
+}
+
+// checkpoint writes the journal's changes to the record files, durably.
+// With a current journal (not nil), each batch waits until no change has
+// come in for a while, and none of a volume that the current journal
+// changes is written: a newer change of it is on disk there.
+func (r *Records) checkpoint(entries []journalEntry, current currentJournal) (done checkpointDone, err error) {
 	// Whatever an earlier checkpoint cut off by a crash changed in the
 	// directory is durable from here: a record file that is missing now
 	// stays missing (see applyBatch).
 	if err := r.syncDir(); err != nil {
-		return 0, err
+		return done, err
 	}
 	todo := latest(entries)
 	size := checkpointBatch()
 	for len(todo) > 0 {
+		if current != nil {
+			done.gaveWay += current.waitQuiet()
+		}
 		batch := make([]journalEntry, 0, min(len(todo), size))
 		for _, e := range todo[:min(len(todo), size)] {
-			if superseded != nil && superseded(e.name()) {
-				passedOver++
+			if current != nil && current.superseded(e.name()) {
+				done.passedOver++
 				continue
 			}
 			batch = append(batch, e)
 		}
 		todo = todo[min(len(todo), size):]
 		if err := r.applyBatch(batch); err != nil {
-			return passedOver, err
+			return done, err
 		}
 	}
-	return passedOver, nil
+	return done, nil
 }
 
 // checkpointBatch is how many records a checkpoint writes before it flushes

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -45,6 +46,15 @@ const (
 // them costs none. Start-up reads at most about twice that many lines
 // (~250 bytes each). A variable for the tests.
 var checkpointAfter = 8192
+
+// quietFor is how long the journal must go without a change before a
+// checkpoint writes its next batch of record files. A checkpoint competes
+// with the callers' changes for the disk (every fdatasync of the journal
+// waits for the file system's commit, which then carries the checkpoint's
+// files too), so it gives way while changes come in; and the longer it
+// waits, the more of a burst's changes cancel out (a volume created and
+// removed within it costs no record file). A variable for the tests.
+var quietFor = 100 * time.Millisecond
 
 // checkpointWorkers is how many record files a checkpoint fsyncs, renames
 // or unlinks at once (see checkpoint.go): after the first, an fsync mostly
@@ -166,14 +176,18 @@ type journal struct {
 	log     logrus.FieldLogger
 
 	// The committer's own: no lock.
-	f     *os.File
-	size  int64 // of f: where the next batch starts
-	lines int
-	torn  bool // a batch failed part way and could not be cut off: end its torn line first
+	f    *os.File
+	size int64 // of f: where the next batch starts
+	torn bool  // a batch failed part way and could not be cut off: end its torn line first
 
-	// checkpoint applies entries to the record files, passing over (and
-	// counting) those of the volumes that superseded names (when not nil).
-	checkpoint func(entries []journalEntry, superseded func(name string) bool) (passedOver int, err error)
+	// Written by the committer, read by a checkpoint as it paces itself.
+	lines      atomic.Int64 // in the current journal
+	lastCommit atomic.Int64 // when the last batch was on disk, Unix nanoseconds
+
+	// checkpoint applies entries to the record files, giving way to the
+	// changes of the current journal and passing over (and counting) the
+	// volumes they change, when it is not nil.
+	checkpoint func(entries []journalEntry, current currentJournal) (checkpointDone, error)
 	busy       sync.WaitGroup // a checkpoint running
 	closeOnce  sync.Once
 
@@ -190,13 +204,14 @@ var errJournalClosed = errors.New("state: closed")
 
 // openJournal opens (making it if missing) the journal in dir for
 // appending, and starts its committer. current is what the journal holds.
-func openJournal(dir string, current []journalEntry, checkpoint func([]journalEntry, func(string) bool) (int, error), log logrus.FieldLogger) (*journal, error) {
+func openJournal(dir string, current []journalEntry, checkpoint func([]journalEntry, currentJournal) (checkpointDone, error), log logrus.FieldLogger) (*journal, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	j := &journal{dir: dir, dirFile: d, writes: make(chan *journalWrite, 64), stopped: make(chan struct{}),
-		log: log, lines: len(current), checkpoint: checkpoint, changed: make(map[string]struct{}, len(current))}
+		log: log, checkpoint: checkpoint, changed: make(map[string]struct{}, len(current))}
+	j.lines.Store(int64(len(current)))
 	for _, e := range current {
 		j.changed[e.name()] = struct{}{}
 	}
@@ -307,8 +322,8 @@ func (j *journal) commit() {
 			w.done <- err
 		}
 		if err == nil {
-			j.lines += len(batch)
-			if j.lines >= checkpointAfter {
+			j.lastCommit.Store(time.Now().UnixNano())
+			if j.lines.Add(int64(len(batch))) >= int64(checkpointAfter) {
 				j.rotate()
 			}
 		}
@@ -335,20 +350,45 @@ func (j *journal) rotate() {
 		return
 	}
 	j.f.Close()
-	j.f, j.size, j.lines = f, 0, 0
+	j.f, j.size = f, 0
+	j.lines.Store(0)
 	j.changedMu.Lock()
 	j.changed = make(map[string]struct{})
 	j.changedMu.Unlock()
 	j.checkpointInBackground()
 }
 
-// superseded tells whether the current journal changes volume name: an
-// entry of the old journal for it need not reach the record files.
+// currentJournal is what a checkpoint of the old journal asks of the
+// current one.
+type currentJournal interface {
+	// superseded tells whether the current journal changes volume name:
+	// an entry of the old journal for it need not reach the record files.
+	superseded(name string) bool
+	// waitQuiet returns once no change has come in for quietFor, or at
+	// once when the current journal is full (the checkpoint must then go
+	// on, or the journals would grow without bound), and says how long it
+	// waited.
+	waitQuiet() time.Duration
+}
+
 func (j *journal) superseded(name string) bool {
 	j.changedMu.Lock()
 	defer j.changedMu.Unlock()
 	_, ok := j.changed[name]
 	return ok
+}
+
+func (j *journal) waitQuiet() time.Duration {
+	var waited time.Duration
+	for j.lines.Load() < int64(checkpointAfter) {
+		since := time.Since(time.Unix(0, j.lastCommit.Load()))
+		if since >= quietFor {
+			break
+		}
+		time.Sleep(quietFor - since)
+		waited += quietFor - since
+	}
+	return waited
 }
 
 // checkpointInBackground checkpoints the old journal off the caller's
@@ -357,36 +397,37 @@ func (j *journal) checkpointInBackground() {
 	j.busy.Add(1)
 	go func() {
 		defer j.busy.Done()
-		j.checkpointOrWarn(oldJournalName, j.superseded)
+		j.checkpointOrWarn(oldJournalName, j)
 	}()
 }
 
 // checkpointOrWarn checkpoints the journal named name (see checkpointFile);
 // a failure is logged, and the journal kept for the next start to apply.
-func (j *journal) checkpointOrWarn(name string, superseded func(string) bool) {
+func (j *journal) checkpointOrWarn(name string, current currentJournal) {
 	path := filepath.Join(j.dir, name)
-	if err := j.checkpointFile(path, superseded); err != nil {
+	if err := j.checkpointFile(path, current); err != nil {
 		j.log.WithError(err).WithField("file", path).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
 	}
 }
 
-// checkpointFile applies the journal at path to the record files, passing
-// over the volumes that superseded names (when not nil), then deletes it.
-func (j *journal) checkpointFile(path string, superseded func(string) bool) error {
+// checkpointFile applies the journal at path to the record files (giving
+// way to current, when not nil), then deletes it.
+func (j *journal) checkpointFile(path string, current currentJournal) error {
 	start := time.Now()
 	entries, err := readJournal(path, j.log)
 	if err != nil {
 		return err
 	}
-	passedOver, err := j.checkpoint(entries, superseded)
+	done, err := j.checkpoint(entries, current)
 	if err != nil {
 		return err
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	j.log.WithFields(logrus.Fields{"file": path, "lines": len(entries), "passed_over": passedOver,
-		"duration": time.Since(start).Round(time.Millisecond)}).Info("journal checkpointed into the record files")
+	j.log.WithFields(logrus.Fields{"file": path, "lines": len(entries), "passed_over": done.passedOver,
+		"gave_way": done.gaveWay.Round(time.Millisecond), "duration": time.Since(start).Round(time.Millisecond)}).
+		Info("journal checkpointed into the record files")
 	return nil
 }
 
@@ -396,7 +437,7 @@ func (j *journal) close() error {
 	var err error
 	j.closeOnce.Do(func() {
 		err = j.stop()
-		if j.lines > 0 {
+		if j.lines.Load() > 0 {
 			j.checkpointOrWarn(journalName, nil)
 		}
 		err = errors.Join(err, j.dirFile.Close())

@@ -189,6 +189,76 @@ func TestJournalCheckpoint(t *testing.T) {
 	sameVolumes(t, got, want)
 }
 
+// TestCheckpointGivesWay: the checkpoint of a full journal writes no
+// record while changes keep coming in; once the current journal is full
+// too it goes on anyway, so that the journals stay bounded; and what it
+// wrote, with the journal, is the whole state.
+func TestCheckpointGivesWay(t *testing.T) {
+	defer func(n int, q time.Duration) { checkpointAfter, quietFor = n, q }(checkpointAfter, quietFor)
+	// quietFor is far above the time between two changes of one caller
+	// (one fdatasync), so that only a stalled disk ends a burst early.
+	checkpointAfter, quietFor = 300, 2*time.Second
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	defer func() { r.crash() }() // before the variables are restored
+	var want []Volume
+	put := func(name string) {
+		t.Helper()
+		v := vol(name+"_data", name, "/data")
+		if err := r.Put(v); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, v)
+	}
+	records := func() int { return len(files(t, filepath.Join(dir, recordsDir))) }
+	// One caller, one line per commit: the journal is rotated at exactly
+	// checkpointAfter lines (just after the last is answered), and its
+	// checkpoint starts.
+	for i := range checkpointAfter {
+		put(fmt.Sprintf("a%d", i))
+	}
+	waitFor(t, "the journal's rotation", func() bool {
+		_, err := os.Lstat(filepath.Join(dir, oldJournalName))
+		return err == nil
+	})
+	// Changes go on until the current journal is one line short of full:
+	// the checkpoint waits.
+	for i := range checkpointAfter - 1 {
+		put(fmt.Sprintf("b%d", i))
+		if n := records(); n > 0 {
+			t.Fatalf("%d record files written while changes came in (%d changes after the rotation)", n, i+1)
+		}
+	}
+	// The current journal is full: the checkpoint goes on while changes
+	// still come in (after the quietFor it may be sleeping).
+	full := time.Now()
+	for i := 0; records() == 0; i++ {
+		if time.Since(full) > 5*quietFor {
+			t.Fatalf("no record file in %v of changes (%d) beside a full journal", 5*quietFor, i)
+		}
+		put(fmt.Sprintf("c%d", i))
+	}
+	waitFor(t, "the checkpoint's end", func() bool {
+		_, err := os.Lstat(filepath.Join(dir, oldJournalName))
+		return errors.Is(err, os.ErrNotExist)
+	})
+	r.crash()
+	r, got := openRecords(t, dir)
+	sameVolumes(t, got, want)
+}
+
+// waitFor polls cond until it holds, for at most 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 30 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestCheckpointPassesOverSuperseded: a checkpoint of the old journal
 // writes no record of a volume that the current journal changes again
 // (removed, or put with other options): the current journal's line, read
