@@ -146,13 +146,9 @@ func TestJournalCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The checkpoint runs in the background: wait for its record files.
-	deadline := time.Now().Add(30 * time.Second)
-	for len(files(t, filepath.Join(dir, recordsDir))) < checkpointAfter {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d record files after 30 s", len(files(t, filepath.Join(dir, recordsDir))))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, fmt.Sprintf("%d record files", checkpointAfter), func() bool {
+		return len(files(t, filepath.Join(dir, recordsDir))) >= checkpointAfter
+	})
 	r.crash()
 	if _, err := os.Lstat(filepath.Join(dir, oldJournalName)); err == nil {
 		t.Fatal("the checkpoint left the old journal")
@@ -238,13 +234,17 @@ func TestCheckpointGivesWay(t *testing.T) {
 		}
 		put(fmt.Sprintf("c%d", i))
 	}
-	waitFor(t, "the checkpoint's end", func() bool {
-		_, err := os.Lstat(filepath.Join(dir, oldJournalName))
-		return errors.Is(err, os.ErrNotExist)
-	})
+	waitFor(t, "end of the checkpoint", func() bool { return oldJournalGone(dir) })
 	r.crash()
 	r, got := openRecords(t, dir)
 	sameVolumes(t, got, want)
+}
+
+// oldJournalGone tells whether the checkpoint of the old journal in the
+// state directory dir has ended (and deleted it).
+func oldJournalGone(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, oldJournalName))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // waitFor polls cond until it holds, for at most 30 s.
@@ -291,16 +291,7 @@ func TestCheckpointPassesOverSuperseded(t *testing.T) {
 	write(journalName, journalEntry{Del: "b_data"}, journalEntry{Put: &newC})
 	r, got := openRecords(t, dir)
 	sameVolumes(t, got, []Volume{a, newC})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Lstat(filepath.Join(dir, oldJournalName)); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the old journal is still there after 30 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "end of the old journal's checkpoint", func() bool { return oldJournalGone(dir) })
 	if got, want := files(t, filepath.Join(dir, recordsDir)), []string{fileName("a_data")}; !slices.Equal(got, want) {
 		t.Fatalf("record files after the checkpoint: %q, want only a's %q", got, want)
 	}
