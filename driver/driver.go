@@ -354,6 +354,13 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 		if v == nil {
 			return nil, noSuchVolume(name)
 		}
+		// The pins are read before the counts and views. No Mount can pin
+		// while the lock is held, and a Mount counts (and makes its view)
+		// before it lets go of its pin; so a Mount that has let go by now
+		// is in the counts read next. Read the other way round, a Mount
+		// could count just after the counts were read and let go just
+		// before the pins were, and both calls would succeed.
+		pinned := atomic.LoadInt32(&v.pins) > 0
 		// Counts of an earlier engine that the kernel still shows mounted
 		// (settleStale dropped the others) are a live container's.
 		if n := d.mounts.Count(name) + d.mounts.Stale(name); n > 0 {
@@ -362,7 +369,7 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 		if n := d.liveViews(name); n > 0 {
 			return v, fmt.Errorf("volume %q is in use (%d views mounted); stop the containers that use it first", name, n)
 		}
-		if atomic.LoadInt32(&v.pins) > 0 {
+		if pinned {
 			return v, fmt.Errorf("volume %q is in use (being mounted); stop the containers that use it first", name)
 		}
 		v.state, v.settled = removing, make(chan struct{})

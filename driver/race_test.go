@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/volume"
@@ -160,5 +161,48 @@ func TestRemoveRacesCreate(t *testing.T) {
 	}
 	if n := len(listing(t, d)); n != 0 {
 		t.Fatalf("%d volumes left", n)
+	}
+}
+
+// TestRemoveRacesMount: Removes of a volume, tried over and over from the
+// moment a Mount of it holds the volume until the Mount answers, are all
+// refused, and the Mount is counted until its Unmount. (A Remove that
+// comes first is TestConcurrentClients's case in the plugin package.)
+func TestRemoveRacesMount(t *testing.T) {
+	d, dd, _ := setup(t)
+	const name = "rm_data"
+	create(t, d, name, nil)
+	v := dd.byName[name]
+	for round := range 10000 {
+		var mountErr error
+		var answered atomic.Bool
+		removed := 0
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_, mountErr = d.Mount(&volume.MountRequest{Name: name, ID: "x"})
+			answered.Store(true)
+		})
+		wg.Go(func() {
+			for atomic.LoadInt32(&v.pins) == 0 && !answered.Load() {
+			}
+			// Many tries, so that one lands while the Mount counts and
+			// lets go of the volume.
+			for !answered.Load() {
+				if d.Remove(&volume.RemoveRequest{Name: name}) == nil {
+					removed++
+					return
+				}
+			}
+		})
+		wg.Wait()
+		if mountErr != nil || removed > 0 {
+			t.Fatalf("round %d: the Mount answered %v and %d Removes succeeded", round, mountErr, removed)
+		}
+		if n := dd.mounts.Count(name); n != 1 {
+			t.Fatalf("round %d: %d mounts counted after one Mount", round, n)
+		}
+		if err := d.Unmount(&volume.UnmountRequest{Name: name, ID: "x"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
