@@ -86,6 +86,11 @@ type Driver struct {
 	shared   *tree.Owner                // the owner of shared directories it makes, nil: root
 	usage    *usageRefresher            // nil when usage is not measured
 	noViews  sync.Once                  // the warning that volumes are mounted by path
+
+	// closing is set by Close, under mu: from then on no call starts a
+	// change, since the tree's descriptor, the records and the mount log
+	// are about to be closed (and the descriptor's number reused).
+	closing atomic.Bool
 	index
 }
 
@@ -131,6 +136,9 @@ func New(c Config) (*Driver, error) {
 			mounts.Close()
 			return nil, err
 		}
+		// The views of an earlier life of the plugin went as the manager
+		// opened; its counts stay, and the views must know them.
+		mounts.EachCurrent(views.Counted)
 	}
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
@@ -181,6 +189,11 @@ func checked(p spec.Parser, vols []state.Volume, records *state.Records, log log
 // Close waits for calls in flight and releases the state.
 func (d *Driver) Close() error {
 	d.usage.stop() // before the lock, which its next look at the volumes takes
+	// A closed listener stops no request on a connection the engine keeps
+	// open: those are refused from here.
+	d.mu.Lock()
+	d.closing.Store(true)
+	d.mu.Unlock()
 	d.inflight.Wait()
 	d.mounting.Lock() // and for Mounts and Unmounts
 	defer d.mounting.Unlock()
@@ -247,6 +260,9 @@ func (d *Driver) reserve(name string, s spec.Spec) (*entry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for {
+		if d.closing.Load() {
+			return nil, errClosing
+		}
 		old := d.byName[name]
 		if old == nil {
 			break
@@ -346,6 +362,9 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for {
+		if d.closing.Load() {
+			return nil, errClosing
+		}
 		v := d.byName[name]
 		if v != nil && v.settled != nil {
 			d.waitSettled(v)
@@ -362,15 +381,19 @@ func (d *Driver) reserveRemove(name string) (*entry, error) {
 		// before the pins were, and both calls would succeed.
 		pinned := atomic.LoadInt32(&v.pins) > 0
 		// Counts of an earlier engine that the kernel still shows mounted
-		// (settleStale dropped the others) are a live container's.
-		if n := d.mounts.Count(name) + d.mounts.Stale(name); n > 0 {
-			return v, fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", name, n)
+		// (settleStale dropped the others) are a live container's. One
+		// look: a Mount's takeover moves a count from stale to current.
+		if current, stale := d.mounts.Counts(name); current+stale > 0 {
+			return v, fmt.Errorf("volume %q is in use (%d mounts); stop the containers that use it first", name, current+stale)
+		}
+		// Before the views: a pinned volume's Mount may hold its view's
+		// lock across the kernel's mount calls, which Get, List and every
+		// other Mount would wait out behind this lock.
+		if pinned {
+			return v, fmt.Errorf("volume %q is in use (being mounted); stop the containers that use it first", name)
 		}
 		if n := d.liveViews(name); n > 0 {
 			return v, fmt.Errorf("volume %q is in use (%d views mounted); stop the containers that use it first", name, n)
-		}
-		if pinned {
-			return v, fmt.Errorf("volume %q is in use (being mounted); stop the containers that use it first", name)
 		}
 		v.state, v.settled = removing, make(chan struct{})
 		d.inflight.Add(1)
@@ -418,6 +441,9 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 func (d *Driver) pin(name string) (*entry, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
+	if d.closing.Load() {
+		return nil, errClosing
+	}
 	v, err := d.lookup(name)
 	if err != nil {
 		return nil, err
@@ -434,6 +460,9 @@ func (d *Driver) pin(name string) (*entry, error) {
 func (d *Driver) Unmount(r *volume.UnmountRequest) error {
 	d.mounting.RLock()
 	defer d.mounting.RUnlock()
+	if d.closing.Load() { // Close waits for the mounting lock after setting it
+		return errClosing
+	}
 	if err := d.unmountView(r.Name, r.ID); err != nil {
 		d.callLog(r.Name, r.ID).WithError(err).Error("unmount failed: view stays")
 		return err
@@ -554,6 +583,9 @@ func (d *Driver) lookup(name string) (*entry, error) {
 	}
 	return nil, noSuchVolume(name)
 }
+
+// errClosing refuses a call that would change something once Close began.
+var errClosing = errors.New("portal-volume is shutting down; try again once it has started again")
 
 func noSuchVolume(name string) error { return fmt.Errorf("no such volume: %q", name) }
 

@@ -723,6 +723,45 @@ func TestSecondDriverRefused(t *testing.T) {
 	}
 }
 
+// TestCallsAfterClose: a call that would change something after Close
+// began (a request on a connection the engine kept open) is refused with
+// one error and changes nothing; the next start finds what was there.
+func TestCallsAfterClose(t *testing.T) {
+	requireRoot(t)
+	root := t.TempDir()
+	d, err := New(Config{Root: root, SharedNames: sharedNames, BootID: "b", Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, d, "kept_data", map[string]string{"on_remove": "delete"})
+	mountOf(t, d, "kept_data", "before")
+	create(t, d, "idle_data", map[string]string{"on_remove": "delete"})
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for call, err := range map[string]error{
+		"Create":        d.Create(&volume.CreateRequest{Name: "new_data"}),
+		"Remove":        d.Remove(&volume.RemoveRequest{Name: "idle_data"}),
+		"Mount":         func() error { _, err := d.Mount(&volume.MountRequest{Name: "idle_data", ID: "after"}); return err }(),
+		"Unmount":       d.Unmount(&volume.UnmountRequest{Name: "kept_data", ID: "before"}),
+		"EngineStarted": d.EngineStarted(),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "shutting down") {
+			t.Errorf("%s after Close: %v, want a refusal that says the plugin is shutting down", call, err)
+		}
+	}
+	if exists(filepath.Join(root, "app_data/new")) || !exists(filepath.Join(root, "app_data/idle/data")) {
+		t.Error("a call after Close changed the tree")
+	}
+	d = newDriver(t, root, "b")
+	if got := listing(t, d); len(got) != 2 || got["kept_data"] == "" || got["idle_data"] == "" {
+		t.Errorf("volumes after the next start: %v", got)
+	}
+	if n := d.mounts.Count("kept_data"); n != 1 {
+		t.Errorf("%d mounts of kept_data after the next start, want 1", n)
+	}
+}
+
 // TestFailedCreateChangesNothing: whatever refuses a Create, the tree and
 // the state are as they were.
 func TestFailedCreateChangesNothing(t *testing.T) {

@@ -22,6 +22,9 @@ func (d *Driver) EngineStarted() error {
 	defer d.mounting.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closing.Load() {
+		return errClosing
+	}
 	if err := d.mounts.NewGeneration(); err != nil {
 		d.log.WithError(err).Error("could not start a new engine generation; the mount counts stay as they were")
 		return err
@@ -57,7 +60,7 @@ func (d *Driver) settleStale(name string) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.byName[name] != v || d.mounts.Generation() != gen {
+	if d.closing.Load() || d.byName[name] != v || d.mounts.Generation() != gen {
 		return // it changed meanwhile; the next call looks again
 	}
 	ids, err := d.mounts.DropStale(name)

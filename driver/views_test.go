@@ -158,6 +158,57 @@ func TestEngineStartedDropsViews(t *testing.T) {
 	}
 }
 
+// TestRestartKeepsViewsWithCounts: a restart of the plugin (not of the
+// engine) detaches its views but keeps the mount counts. A container of
+// the engine that mounts the volume again under an ID counted before the
+// restart keeps its view until its own Unmount, and the last Unmount of
+// all leaves no view behind.
+func TestRestartKeepsViewsWithCounts(t *testing.T) {
+	requireRoot(t)
+	cfg := Config{Root: t.TempDir(), SharedNames: sharedNames, BootID: "boot", Log: quiet(),
+		ViewsDir: filepath.Join(t.TempDir(), "views")}
+	before, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := before.views.Available(); err != nil {
+		_ = before.Close()
+		t.Skipf("no views on this kernel: %v", err)
+	}
+	create(t, before, "app_data", nil)
+	mountOf(t, before, "app_data", "reused")
+	if err := before.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.views.DropAll(); _ = d.Close() })
+	mp := mountOf(t, d, "app_data", "reused")
+	unmount := func(want int) {
+		t.Helper()
+		if err := d.Unmount(&volume.UnmountRequest{Name: "app_data", ID: "reused"}); err != nil {
+			t.Fatal(err)
+		}
+		if n := d.mounts.Count("app_data"); n != want {
+			t.Fatalf("%d mounts counted, want %d", n, want)
+		}
+	}
+	unmount(1) // the mount from before the restart
+	if !isMount(t, mp) {
+		t.Fatalf("the view %s went while the mount that got it is counted", mp)
+	}
+	testutil.Write(t, filepath.Join(mp, "through-view"), "x")
+	unmount(0)
+	if isMount(t, mp) || d.liveViews("app_data") != 0 {
+		t.Fatalf("view %s left after the last Unmount", mp)
+	}
+	if err := d.Remove(&volume.RemoveRequest{Name: "app_data"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDirectoryReplacedWhileMounted: the directory of a mounted volume
 // is deleted (and Mount makes it again), or moved away and replaced; the
 // next container writes into the directory now at the volume's path, as

@@ -355,6 +355,20 @@ func (m *Mounts) Counts(volume string) (current, stale int) {
 	return current, stale
 }
 
+// EachCurrent calls fn for every (volume, ID) pair counted in the current
+// generation, with its count, under the lock: fn must not call m.
+func (m *Mounts) EachCurrent(fn func(volume, id string, n int)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for volume, ids := range m.counts {
+		for id, c := range ids {
+			if c.gen == m.gen {
+				fn(volume, id, c.n)
+			}
+		}
+	}
+}
+
 // Mount records one more mount of volume under id; a stale count of the
 // pair is taken over.
 func (m *Mounts) Mount(volume, id string) error {

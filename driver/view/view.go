@@ -332,6 +332,19 @@ func (m *Manager) Mount(volume, id string, d Dir, a Attrs) (path string, replace
 	return v.path, replaced, nil
 }
 
+// Counted takes n mounts of volume by id that an earlier life of the
+// plugin counted: its views went when this manager opened, but the counts
+// did not, and an Unmount of one of those mounts must not detach a view
+// that a later Mount of the same ID was given. They count as the view's
+// mounts (it has no path until a Mount makes one), so that its last
+// Unmount is the volume's last.
+func (m *Manager) Counted(volume, id string, n int) {
+	v := m.viewOf(volume)
+	defer v.mu.Unlock()
+	v.ids[id] += n
+	v.n += n
+}
+
 // viewOf returns volume's view, made (empty) when it has none, locked.
 func (m *Manager) viewOf(volume string) *view {
 	for {
@@ -411,7 +424,7 @@ func (m *Manager) Unmount(volume, id string) (bool, error) {
 	if v.gone || v.ids[id] == 0 {
 		return false, nil
 	}
-	if v.n == 1 {
+	if v.n == 1 && v.path != "" {
 		// The directory stays for the volume's next view: a mkdir and an
 		// rmdir in the views directory, with every Mount and Unmount of
 		// other volumes waiting on its lock (and, on a journalling file
