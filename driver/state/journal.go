@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -28,7 +29,8 @@ import (
 // it. A change is durable when its journal line is, so a crash at any
 // moment leaves the old record or the new one: start-up reads the record
 // files, then the journals, oldest first; a line torn by the crash, the
-// last one, fails its checksum and is ignored.
+// last one, fails its checksum or lacks its newline, is ignored, and is
+// cut off before the next append.
 //
 // A checkpoint writes only what is still the latest: a record that a newer
 // change in the current journal supersedes, durably, is left for the next
@@ -177,19 +179,26 @@ type journal struct {
 
 	// The committer's own: no lock.
 	f    *os.File
-	size int64 // of f: where the next batch starts
-	torn bool  // a batch failed part way and could not be cut off: end its torn line first
+	size int64 // of f: where the next batch starts, all of it on disk
+	// failed is why no batch is written any more: one failed, and the
+	// journal could not be cut back to size (see cutBack).
+	failed error
 
 	// Written by the committer, read by a checkpoint as it paces itself.
 	lines      atomic.Int64 // in the current journal
-	lastCommit atomic.Int64 // when the last batch was on disk, Unix nanoseconds
+	opened     time.Time    // the clock lastCommit counts from (monotonic)
+	lastCommit atomic.Int64 // when the last batch was on disk, ns since opened
 
 	// checkpoint applies entries to the record files, giving way to the
 	// changes of the current journal and passing over (and counting) the
 	// volumes they change, when it is not nil.
 	checkpoint func(entries []journalEntry, current currentJournal) (checkpointDone, error)
 	busy       sync.WaitGroup // a checkpoint running
-	closeOnce  sync.Once
+	// checkpointing is set while a checkpoint of the old journal runs;
+	// failedAt is when the last one failed (ns since opened, 0: none).
+	checkpointing atomic.Bool
+	failedAt      atomic.Int64
+	closeOnce     sync.Once
 
 	// changed holds the volumes that the current journal changes, once
 	// its line is on disk: what supersedes the old journal's entries.
@@ -210,7 +219,7 @@ func openJournal(dir string, current []journalEntry, checkpoint func([]journalEn
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	j := &journal{dir: dir, dirFile: d, writes: make(chan *journalWrite, 64), stopped: make(chan struct{}),
-		log: log, checkpoint: checkpoint, changed: make(map[string]struct{}, len(current))}
+		log: log, checkpoint: checkpoint, changed: make(map[string]struct{}, len(current)), opened: time.Now()}
 	j.lines.Store(int64(len(current)))
 	for _, e := range current {
 		j.changed[e.name()] = struct{}{}
@@ -220,13 +229,13 @@ func openJournal(dir string, current []journalEntry, checkpoint func([]journalEn
 		return nil, err
 	}
 	if j.size, err = j.f.Seek(0, io.SeekEnd); err == nil && j.size > 0 {
-		// A crash may have cut the last line: the next append ends it first.
-		last := make([]byte, 1)
-		if _, err = j.f.ReadAt(last, j.size-1); err == nil {
-			j.torn = last[0] != '\n'
+		// A crash may have cut the last line, which the replay ignored:
+		// it goes, or the next append would complete it. A killed plugin
+		// may also have left lines written and not yet flushed: they
+		// supersede the old journal only once on disk.
+		if j.size, err = lineEnd(j.f, j.size); err == nil {
+			err = j.f.Truncate(j.size)
 		}
-		// A killed plugin may have left lines written and not yet
-		// flushed: they supersede the old journal only once on disk.
 		if err == nil {
 			err = unix.Fdatasync(int(j.f.Fd()))
 		}
@@ -290,26 +299,24 @@ func (j *journal) commit() {
 			}
 		}
 		buf = buf[:0]
-		if j.torn {
-			buf = append(buf, '\n')
-		}
 		for _, w := range batch {
 			buf = append(buf, w.line...)
 		}
-		_, err := j.f.Write(buf)
+		err := j.failed
 		if err == nil {
-			err = unix.Fdatasync(int(j.f.Fd()))
-		}
-		if err == nil {
-			j.size += int64(len(buf))
-			j.torn = false
-		} else {
-			// Cut off what the failed batch wrote (a full disk writes a
-			// part): the journal is then as it was.
-			if j.f.Truncate(j.size) != nil {
-				j.torn = true
+			var n int
+			n, err = j.f.Write(buf)
+			if err == nil {
+				err = unix.Fdatasync(int(j.f.Fd()))
 			}
-			err = fmt.Errorf("state: journal: %w", err)
+			if err == nil {
+				j.size += int64(len(buf))
+			} else {
+				if n > 0 { // else the journal is as it was
+					j.cutBack(err)
+				}
+				err = fmt.Errorf("state: journal: %w", err)
+			}
 		}
 		if err == nil {
 			j.changedMu.Lock()
@@ -322,7 +329,7 @@ func (j *journal) commit() {
 			w.done <- err
 		}
 		if err == nil {
-			j.lastCommit.Store(time.Now().UnixNano())
+			j.lastCommit.Store(int64(time.Since(j.opened)))
 			if j.lines.Add(int64(len(batch))) >= int64(checkpointAfter) {
 				j.rotate()
 			}
@@ -330,12 +337,55 @@ func (j *journal) commit() {
 	}
 }
 
+// cutBack cuts off, and flushes the cut of, what a failed batch may have
+// written (a full disk writes a part; a failed flush leaves pages whose
+// fate is unknown): the journal is then as it was, and none of the
+// batch's lines, whose changes were refused, can reach the disk later.
+// Where that fails too, no batch is written any more: the journal's end is
+// unknown, and a later flush could make a refused change durable or cut
+// an acknowledged one.
+func (j *journal) cutBack(cause error) {
+	err := j.f.Truncate(j.size)
+	if err == nil {
+		err = unix.Fdatasync(int(j.f.Fd()))
+	}
+	if err != nil {
+		j.failed = fmt.Errorf("an earlier write failed (%v) and could not be cut off (%v): restart portal-volume once the disk is sound", cause, err)
+		j.log.WithError(j.failed).Error("the journal refuses every change from now on")
+	}
+}
+
+// lineEnd is where the last whole line of f, of size bytes, ends.
+func lineEnd(f *os.File, size int64) (int64, error) {
+	buf := make([]byte, 4096)
+	for end := size; end > 0; {
+		n := min(end, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:n], end-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return end - n + int64(i) + 1, nil
+		}
+		end -= n
+	}
+	return 0, nil
+}
+
+// checkpointRetry is how long after a failed checkpoint of the old journal
+// (a full disk) the next is tried, while the current journal is full.
+var checkpointRetry = time.Minute
+
 // rotate starts a checkpoint of the journal, unless one is running: the
 // journal becomes the old one, and changes go to a new journal meanwhile.
 func (j *journal) rotate() {
 	old := filepath.Join(j.dir, oldJournalName)
-	if _, err := os.Lstat(old); err == nil {
-		return // the last checkpoint has not finished
+	if _, err := os.Lstat(old); !errors.Is(err, fs.ErrNotExist) {
+		// The last checkpoint has not finished, or it failed: the journal
+		// grows meanwhile, and a failed one is tried again now and then.
+		if j.failedAt.Load() != 0 && time.Since(j.opened)-time.Duration(j.failedAt.Load()) >= checkpointRetry {
+			j.checkpointInBackground()
+		}
+		return
 	}
 	if err := os.Rename(filepath.Join(j.dir, journalName), old); err != nil {
 		j.log.WithError(err).Warn("could not start a checkpoint of the journal")
@@ -381,7 +431,7 @@ func (j *journal) superseded(name string) bool {
 func (j *journal) waitQuiet() time.Duration {
 	var waited time.Duration
 	for j.lines.Load() < int64(checkpointAfter) {
-		since := time.Since(time.Unix(0, j.lastCommit.Load()))
+		since := time.Since(j.opened) - time.Duration(j.lastCommit.Load())
 		if since >= quietFor {
 			break
 		}
@@ -392,22 +442,32 @@ func (j *journal) waitQuiet() time.Duration {
 }
 
 // checkpointInBackground checkpoints the old journal off the caller's
-// path; close waits for it.
+// path, unless that runs already; close waits for it.
 func (j *journal) checkpointInBackground() {
+	if !j.checkpointing.CompareAndSwap(false, true) {
+		return
+	}
 	j.busy.Add(1)
 	go func() {
 		defer j.busy.Done()
-		j.checkpointOrWarn(oldJournalName, j)
+		defer j.checkpointing.Store(false)
+		j.failedAt.Store(0)
+		if !j.checkpointOrWarn(oldJournalName, j) {
+			j.failedAt.Store(max(int64(time.Since(j.opened)), 1))
+		}
 	}()
 }
 
-// checkpointOrWarn checkpoints the journal named name (see checkpointFile);
-// a failure is logged, and the journal kept for the next start to apply.
-func (j *journal) checkpointOrWarn(name string, current currentJournal) {
+// checkpointOrWarn checkpoints the journal named name (see checkpointFile)
+// and tells whether it did; a failure is logged, and the journal kept to
+// be applied again.
+func (j *journal) checkpointOrWarn(name string, current currentJournal) bool {
 	path := filepath.Join(j.dir, name)
 	if err := j.checkpointFile(path, current); err != nil {
-		j.log.WithError(err).WithField("file", path).Warn("checkpoint of the journal failed; it is kept and applied at the next start")
+		j.log.WithError(err).WithField("file", path).Warn("checkpoint of the journal failed; it is kept and applied again")
+		return false
 	}
+	return true
 }
 
 // checkpointFile applies the journal at path to the record files (giving
@@ -422,8 +482,13 @@ func (j *journal) checkpointFile(path string, current currentJournal) error {
 	if err != nil {
 		return err
 	}
+	// The journal's removal is flushed before anything newer can rely on
+	// it: an old journal back after a crash would undo newer changes.
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("state: %w", err)
+	}
+	if err := j.dirFile.Sync(); err != nil {
+		return fmt.Errorf("state: sync %s: %w", j.dir, err)
 	}
 	j.log.WithFields(logrus.Fields{"file": path, "lines": len(entries), "passed_over": done.passedOver,
 		"gave_way": done.gaveWay.Round(time.Millisecond), "duration": time.Since(start).Round(time.Millisecond)}).
@@ -437,7 +502,12 @@ func (j *journal) close() error {
 	var err error
 	j.closeOnce.Do(func() {
 		err = j.stop()
-		if j.lines.Load() > 0 {
+		// An old journal that a failed checkpoint left goes first: the
+		// current one is checkpointed (and deleted) only after it, or the
+		// next start would apply the old journal's changes over newer ones.
+		_, serr := os.Lstat(filepath.Join(j.dir, oldJournalName))
+		oldGone := errors.Is(serr, fs.ErrNotExist) || j.checkpointOrWarn(oldJournalName, nil)
+		if oldGone && j.lines.Load() > 0 {
 			j.checkpointOrWarn(journalName, nil)
 		}
 		err = errors.Join(err, j.dirFile.Close())

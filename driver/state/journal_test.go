@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -362,4 +363,186 @@ func TestJournalClosed(t *testing.T) {
 	if err := r.Put(vol("a_data", "a", "/data")); !errors.Is(err, errJournalClosed) {
 		t.Fatalf("Put after Close: %v", err)
 	}
+}
+
+// TestJournalLineCutBeforeNewline: a crash that cut the last line just
+// before its newline leaves a line the replay ignores; it must stay
+// ignored after later appends (which would otherwise end it) and another
+// start.
+func TestJournalLineCutBeforeNewline(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	a := vol("a_data", "a", "/data")
+	if err := r.Put(a); err != nil {
+		t.Fatal(err)
+	}
+	r.crash()
+	b, _ := journalLine(journalEntry{Put: &Volume{Name: "b_data", Spec: a.Spec, CreatedAt: a.CreatedAt}})
+	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(b[:len(b)-1]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r, got := openRecords(t, dir)
+	sameVolumes(t, got, []Volume{a})
+	c := vol("c_data", "c", "/data")
+	if err := r.Put(c); err != nil {
+		t.Fatal(err)
+	}
+	r.crash()
+	r, got = openRecords(t, dir)
+	defer r.Close()
+	sameVolumes(t, got, []Volume{a, c})
+}
+
+// failCheckpoints makes the next n checkpoints of r fail (every one when n
+// is negative) until the returned func is called. Both run between calls
+// of r: the committer, which starts the checkpoints, is synchronised with
+// them.
+func failCheckpoints(r *Records, n int) (restore func()) {
+	orig := r.journal.checkpoint
+	var calls atomic.Int64
+	r.journal.checkpoint = func(entries []journalEntry, current currentJournal) (checkpointDone, error) {
+		if n >= 0 && calls.Add(1) > int64(n) {
+			return orig(entries, current)
+		}
+		return checkpointDone{}, errors.New("no space left on device (injected)")
+	}
+	return func() { r.journal.checkpoint = orig }
+}
+
+// TestFailedCheckpoint: a checkpoint of the old journal that fails (a full
+// disk) keeps it. While the plugin runs, the checkpoint is tried again
+// once the current journal is full; and a clean stop that cannot
+// checkpoint it either keeps the current journal too, so that the next
+// start applies both in their order.
+func TestFailedCheckpoint(t *testing.T) {
+	defer func(n int, d time.Duration) { checkpointAfter, checkpointRetry = n, d }(checkpointAfter, checkpointRetry)
+	checkpointAfter, checkpointRetry = 4, 0
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	var vols []Volume
+	put := func() {
+		t.Helper()
+		i := len(vols)
+		vols = append(vols, vol(fmt.Sprintf("v%d_data", i), fmt.Sprint("v", i), "/data"))
+		if err := r.Put(vols[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failedCheckpoint := func() {
+		t.Helper()
+		for r.journal.failedAt.Load() == 0 && len(vols) < 100 {
+			put() // until the journal rotates, and its checkpoint fails
+			waitFor(t, "checkpoint to end", func() bool { return !r.journal.checkpointing.Load() })
+		}
+		if oldJournalGone(dir) {
+			t.Fatal("a checkpoint failed, and the old journal is gone")
+		}
+	}
+
+	restore := failCheckpoints(r, -1)
+	failedCheckpoint()
+	restore()
+	for r.journal.lines.Load() < int64(checkpointAfter) {
+		put()
+	}
+	waitFor(t, "checkpoint of the old journal tried again once the current one was full", func() bool { return oldJournalGone(dir) })
+	r.crash()
+	r, got := openRecords(t, dir)
+	sameVolumes(t, got, vols)
+
+	// The stop cannot checkpoint the old journal either (it could the
+	// current one): both stay.
+	restore = failCheckpoints(r, -1)
+	failedCheckpoint()
+	deleted := 0
+	remove := func() {
+		t.Helper()
+		if err := r.Delete(vols[deleted].Name); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	remove()
+	restore()
+	failCheckpoints(r, 1)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if oldJournalGone(dir) || journalLines(t, dir) == nil {
+		t.Fatal("a clean stop that could not checkpoint the old journal did not keep both journals")
+	}
+	r, got = openRecords(t, dir)
+	sameVolumes(t, got, vols[deleted:])
+
+	// The disk is sound again by the stop, before a retry: the stop
+	// checkpoints the old journal, then the current one.
+	waitFor(t, "checkpoint at the start", func() bool { return !r.journal.checkpointing.Load() && oldJournalGone(dir) })
+	checkpointRetry = time.Hour
+	restore = failCheckpoints(r, -1)
+	failedCheckpoint()
+	remove()
+	restore()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !oldJournalGone(dir) || journalLines(t, dir) != nil {
+		t.Fatal("a clean stop left a journal")
+	}
+	r, got = openRecords(t, dir)
+	defer r.Close()
+	sameVolumes(t, got, vols[deleted:])
+}
+
+// TestJournalFailStop: a batch that fails and cannot be cut off leaves the
+// journal's end unknown: that change and every later one are refused, and
+// the next start has exactly the changes acknowledged before.
+func TestJournalFailStop(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	a := vol("a_data", "a", "/data")
+	if err := r.Put(a); err != nil {
+		t.Fatal(err)
+	}
+	// A descriptor that takes the write but can neither flush nor truncate
+	// (a pipe), in the committer's place (between calls, so that the
+	// committer is synchronised).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	journal := r.journal.f
+	defer journal.Close()
+	r.journal.f = pw
+	if err := r.Put(vol("b_data", "b", "/data")); err == nil {
+		t.Fatal("a Put whose flush failed succeeded")
+	}
+	err = r.Delete("a_data")
+	if err == nil || !strings.Contains(err.Error(), "restart portal-volume") {
+		t.Fatalf("a change after the failure: %v, want a refusal that says to restart", err)
+	}
+	r.crash()
+	r, got := openRecords(t, dir)
+	defer r.Close()
+	sameVolumes(t, got, []Volume{a})
+}
+
+// TestEmptyOldJournal: an old journal without one whole line (cut by a
+// crash as it began) is checkpointed at the start all the same, that is
+// deleted: otherwise no journal could rotate again.
+func TestEmptyOldJournal(t *testing.T) {
+	dir := t.TempDir()
+	r, _ := openRecords(t, dir)
+	r.crash()
+	if err := os.WriteFile(filepath.Join(dir, oldJournalName), []byte(`{"torn`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = openRecords(t, dir)
+	defer r.Close()
+	waitFor(t, "old journal's deletion", func() bool { return oldJournalGone(dir) })
 }

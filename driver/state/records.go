@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -87,8 +88,10 @@ func OpenRecords(dir string, log logrus.FieldLogger) (*Records, []Volume, error)
 		r.closeFiles()
 		return nil, nil, err
 	}
-	if len(old) > 0 {
-		// A checkpoint was cut off: finish it, off the start-up's path.
+	if _, err := os.Lstat(filepath.Join(dir, oldJournalName)); !errors.Is(err, fs.ErrNotExist) {
+		// A checkpoint was cut off, or failed: finish it, off the
+		// start-up's path (one of a journal without a whole line only
+		// deletes it, which lets the next rotation happen).
 		r.journal.checkpointInBackground()
 	}
 	return r, apply(vols, append(old, current...)), nil
