@@ -81,40 +81,48 @@ func TestJournalSurvivesCrash(t *testing.T) {
 	}
 }
 
-// TestJournalTornAndBadLines: the last line cut off by a crash, and a line
-// whose checksum does not match, are passed over; the rest applies.
+// TestJournalTornAndBadLines: the last line cut off by a crash (half way,
+// or just before its newline), and a line whose checksum does not match,
+// are passed over; the rest applies, and the cut line stays ignored after
+// later appends (which must not complete it) and another start.
 func TestJournalTornAndBadLines(t *testing.T) {
-	dir := t.TempDir()
-	r, _ := openRecords(t, dir)
-	a := vol("a_data", "a", "/data")
-	if err := r.Put(a); err != nil {
-		t.Fatal(err)
+	for _, cutAt := range []string{"half way", "before its newline"} {
+		t.Run(cutAt, func(t *testing.T) {
+			dir := t.TempDir()
+			r, _ := openRecords(t, dir)
+			a := vol("a_data", "a", "/data")
+			if err := r.Put(a); err != nil {
+				t.Fatal(err)
+			}
+			r.crash()
+			b, _ := journalLine(journalEntry{Put: &Volume{Name: "b_data", Spec: a.Spec, CreatedAt: a.CreatedAt}})
+			flipped := []byte(strings.Replace(string(b), "b_data", "x_data", 1)) // checksum no longer matches
+			cut := b[:len(b)/2]
+			if cutAt == "before its newline" {
+				cut = b[:len(b)-1]
+			}
+			f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, part := range [][]byte{flipped, []byte("not a line\n"), cut} {
+				if _, err := f.Write(part); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			r, got := openRecords(t, dir)
+			sameVolumes(t, got, []Volume{a})
+			c := vol("c_data", "c", "/data")
+			if err := r.Put(c); err != nil {
+				t.Fatal(err)
+			}
+			r.crash()
+			r, got = openRecords(t, dir)
+			defer r.Close()
+			sameVolumes(t, got, []Volume{a, c})
+		})
 	}
-	r.crash()
-	b, _ := journalLine(journalEntry{Put: &Volume{Name: "b_data", Spec: a.Spec, CreatedAt: a.CreatedAt}})
-	flipped := []byte(strings.Replace(string(b), "b_data", "x_data", 1)) // checksum no longer matches
-	cut := b[:len(b)/2]
-	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, part := range [][]byte{flipped, []byte("not a line\n"), cut} {
-		if _, err := f.Write(part); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Close()
-	r, got := openRecords(t, dir)
-	sameVolumes(t, got, []Volume{a})
-	// Appends go on after the torn line without losing the next entry.
-	c := vol("c_data", "c", "/data")
-	if err := r.Put(c); err != nil {
-		t.Fatal(err)
-	}
-	r.crash()
-	r, got = openRecords(t, dir)
-	defer r.Close()
-	sameVolumes(t, got, []Volume{a, c})
 }
 
 // TestJournalCheckpoint: past checkpointAfter lines the journal is rotated
@@ -363,39 +371,6 @@ func TestJournalClosed(t *testing.T) {
 	if err := r.Put(vol("a_data", "a", "/data")); !errors.Is(err, errJournalClosed) {
 		t.Fatalf("Put after Close: %v", err)
 	}
-}
-
-// TestJournalLineCutBeforeNewline: a crash that cut the last line just
-// before its newline leaves a line the replay ignores; it must stay
-// ignored after later appends (which would otherwise end it) and another
-// start.
-func TestJournalLineCutBeforeNewline(t *testing.T) {
-	dir := t.TempDir()
-	r, _ := openRecords(t, dir)
-	a := vol("a_data", "a", "/data")
-	if err := r.Put(a); err != nil {
-		t.Fatal(err)
-	}
-	r.crash()
-	b, _ := journalLine(journalEntry{Put: &Volume{Name: "b_data", Spec: a.Spec, CreatedAt: a.CreatedAt}})
-	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(b[:len(b)-1]); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	r, got := openRecords(t, dir)
-	sameVolumes(t, got, []Volume{a})
-	c := vol("c_data", "c", "/data")
-	if err := r.Put(c); err != nil {
-		t.Fatal(err)
-	}
-	r.crash()
-	r, got = openRecords(t, dir)
-	defer r.Close()
-	sameVolumes(t, got, []Volume{a, c})
 }
 
 // failCheckpoints makes the next n checkpoints of r fail (every one when n
