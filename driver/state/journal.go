@@ -375,11 +375,19 @@ func lineEnd(f *os.File, size int64) (int64, error) {
 // (a full disk) the next is tried, while the current journal is full.
 var checkpointRetry = time.Minute
 
+// oldJournalThere tells whether a journal being checkpointed (or whose
+// checkpoint failed) is in dir. Any answer but "not found" counts as there:
+// treating a journal that is there as gone would let an older journal be
+// applied over newer changes.
+func oldJournalThere(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, oldJournalName))
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
 // rotate starts a checkpoint of the journal, unless one is running: the
 // journal becomes the old one, and changes go to a new journal meanwhile.
 func (j *journal) rotate() {
-	old := filepath.Join(j.dir, oldJournalName)
-	if _, err := os.Lstat(old); !errors.Is(err, fs.ErrNotExist) {
+	if oldJournalThere(j.dir) {
 		// The last checkpoint has not finished, or it failed: the journal
 		// grows meanwhile, and a failed one is tried again now and then.
 		if j.failedAt.Load() != 0 && time.Since(j.opened)-time.Duration(j.failedAt.Load()) >= checkpointRetry {
@@ -387,6 +395,7 @@ func (j *journal) rotate() {
 		}
 		return
 	}
+	old := filepath.Join(j.dir, oldJournalName)
 	if err := os.Rename(filepath.Join(j.dir, journalName), old); err != nil {
 		j.log.WithError(err).Warn("could not start a checkpoint of the journal")
 		return
@@ -505,8 +514,7 @@ func (j *journal) close() error {
 		// An old journal that a failed checkpoint left goes first: the
 		// current one is checkpointed (and deleted) only after it, or the
 		// next start would apply the old journal's changes over newer ones.
-		_, serr := os.Lstat(filepath.Join(j.dir, oldJournalName))
-		oldGone := errors.Is(serr, fs.ErrNotExist) || j.checkpointOrWarn(oldJournalName, nil)
+		oldGone := !oldJournalThere(j.dir) || j.checkpointOrWarn(oldJournalName, nil)
 		if oldGone && j.lines.Load() > 0 {
 			j.checkpointOrWarn(journalName, nil)
 		}

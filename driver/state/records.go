@@ -17,7 +17,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -88,7 +87,7 @@ func OpenRecords(dir string, log logrus.FieldLogger) (*Records, []Volume, error)
 		r.closeFiles()
 		return nil, nil, err
 	}
-	if _, err := os.Lstat(filepath.Join(dir, oldJournalName)); !errors.Is(err, fs.ErrNotExist) {
+	if oldJournalThere(dir) {
 		// A checkpoint was cut off, or failed: finish it, off the
 		// start-up's path (one of a journal without a whole line only
 		// deletes it, which lets the next rotation happen).
