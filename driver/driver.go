@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/portal/portal-volume/driver/pathwatch"
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/driver/state"
 	"github.com/portal/portal-volume/driver/tree"
@@ -86,6 +87,8 @@ type Driver struct {
 	shared   *tree.Owner                // the owner of shared directories it makes, nil: root
 	usage    *usageRefresher            // nil when usage is not measured
 	noViews  sync.Once                  // the warning that volumes are mounted by path
+	watcher  *pathwatch.Watcher         // nil when paths are not watched: every Mount checks
+	noWatch  sync.Once                  // the note that a path cannot be watched
 
 	// closing is set by Close, under mu: from then on no call starts a
 	// change, since the tree's descriptor, the records and the mount log
@@ -142,12 +145,13 @@ func New(c Config) (*Driver, error) {
 	}
 	d := &Driver{
 		tree: t, records: records, mounts: mounts,
-		parser: parser,
-		proc:   c.Proc,
-		log:    c.Log,
-		views:  views,
-		shared: c.SharedOwner,
-		index:  newIndex(len(vols)),
+		parser:  parser,
+		proc:    c.Proc,
+		log:     c.Log,
+		views:   views,
+		watcher: openWatcher(t.FD(), views, c.Log),
+		shared:  c.SharedOwner,
+		index:   newIndex(len(vols)),
 	}
 	entries := make([]entry, len(vols))
 	for i, v := range vols {
@@ -202,6 +206,9 @@ func (d *Driver) Close() error {
 	var verr error
 	if d.views != nil {
 		verr = d.views.Close()
+	}
+	if d.watcher != nil {
+		verr = errors.Join(verr, d.watcher.Close())
 	}
 	return errors.Join(d.mounts.Close(), d.records.Close(), d.tree.Close(), verr)
 }
@@ -346,6 +353,7 @@ func (d *Driver) Remove(r *volume.RemoveRequest) error {
 	}
 	d.settle(v, false)
 	d.forgetView(r.Name)
+	d.forgetCheck(v)
 	if deleted {
 		log.Info("volume removed and its directory deleted")
 	} else {
@@ -413,16 +421,8 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		return nil, err
 	}
 	defer atomic.AddInt32(&v.pins, -1)
-	var st unix.Stat_t
-	fd, _, err := d.makeOpenDir(v.dir, v.Spec, &st)
+	mp, err := d.checkAndMount(v, r.ID)
 	if err != nil {
-		d.callLog(r.Name, r.ID).WithError(err).Warn("mount refused")
-		return nil, err
-	}
-	mp, err := d.mountView(v, r.ID, view.Dir{FD: fd, Dev: st.Dev, Ino: st.Ino})
-	_ = unix.Close(fd)
-	if err != nil {
-		d.callLog(r.Name, r.ID).WithError(err).Error("mount failed: no view")
 		return nil, err
 	}
 	if err := d.mounts.Mount(r.Name, r.ID); err != nil {
@@ -434,6 +434,35 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		d.callLog(r.Name, r.ID).WithFields(logrus.Fields{"mounts": d.mounts.Count(r.Name), "mountpoint": mp}).Debug("mounted")
 	}
 	return &volume.MountResponse{Mountpoint: mp}, nil
+}
+
+// checkAndMount checks the volume's directory (making it when it is
+// missing) and mounts its view for id, or counts id on a view whose path
+// is known not to have changed since it was last checked.
+func (d *Driver) checkAndMount(v *entry, id string) (string, error) {
+	if d.watcher != nil {
+		if mp, ok := d.mountUnchanged(v, id); ok {
+			return mp, nil
+		}
+	}
+	watches := d.watchPath(v)
+	var st unix.Stat_t
+	fd, _, err := d.makeOpenDir(v.dir, v.Spec, &st)
+	if err != nil {
+		d.watcher.Release(watches)
+		d.callLog(v.Name, id).WithError(err).Warn("mount refused")
+		return "", err
+	}
+	dir := view.Dir{FD: fd, Dev: st.Dev, Ino: st.Ino}
+	mp, err := d.mountView(v, id, dir)
+	_ = unix.Close(fd)
+	if err != nil {
+		d.watcher.Release(watches)
+		d.callLog(v.Name, id).WithError(err).Error("mount failed: no view")
+		return "", err
+	}
+	d.rememberCheck(v, watches, dir)
+	return mp, nil
 }
 
 // pin finds the volume name for a Mount and pins it: until the Mount

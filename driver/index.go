@@ -3,7 +3,9 @@ package driver
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 
+	"github.com/portal/portal-volume/driver/pathwatch"
 	"github.com/portal/portal-volume/driver/spec"
 	"github.com/portal/portal-volume/driver/state"
 	"github.com/portal/portal-volume/driver/tree"
@@ -16,8 +18,9 @@ type entry struct {
 	mountpoint string // the host path of dir
 	dir        string // Spec.Dir()
 	state      entryState
-	settled    chan struct{} // while creating or removing: closed when that ends
-	pins       int32         // Mounts in progress (atomic): a Remove refuses the volume
+	settled    chan struct{}                 // while creating or removing: closed when that ends
+	pins       int32                         // Mounts in progress (atomic): a Remove refuses the volume
+	checked    atomic.Pointer[pathwatch.Set] // the watches of dir that guard the last check, nil: none
 }
 
 // entryState is where a volume is in its life; the driver's lock guards it.

@@ -24,13 +24,26 @@ import (
 // directory (renameat2 RENAME_EXCHANGE, in a loop) while the engine
 // mounts the volume and bind-mounts what Mount returned, a few hundred
 // times. Each Mount is either refused or returns a mountpoint whose bind
-// shows the volume's own directory: never the host's.
+// shows the volume's own directory: never the host's. With a running
+// container holding the volume, the Mounts find its view, and its path
+// watched.
 func TestSwapRaceThroughMountpoint(t *testing.T) {
 	if !testutil.InMountNamespace(t) {
 		return
 	}
+	for _, held := range []bool{false, true} {
+		t.Run(map[bool]string{false: "each Mount makes the view", true: "the volume held mounted"}[held], func(t *testing.T) {
+			swapRace(t, held)
+		})
+	}
+}
+
+func swapRace(t *testing.T, held bool) {
 	d, root := viewDriver(t, nil)
 	create(t, d, "foo_data", nil)
+	if held {
+		mountOf(t, d, "foo_data", "running")
+	}
 	app := filepath.Join(root, "app_data/foo")
 	testutil.Write(t, filepath.Join(app, "data/marker"), "volume")
 	host := t.TempDir()

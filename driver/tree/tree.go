@@ -48,6 +48,9 @@ func Open(root string) (*Tree, error) {
 // Close releases the root descriptor.
 func (t *Tree) Close() error { return t.dir.Close() }
 
+// FD is the root's descriptor, open while the tree is.
+func (t *Tree) FD() int { return int(t.dir.Fd()) }
+
 // Root is the absolute host path of the tree.
 func (t *Tree) Root() string { return t.root }
 

@@ -332,6 +332,26 @@ func (m *Manager) Mount(volume, id string, d Dir, a Attrs) (path string, replace
 	return v.path, replaced, nil
 }
 
+// MountShown counts a mount of volume by id on its view when the view is
+// made and shows the directory dev, ino. ok is false, and nothing is
+// counted, when it does not: the caller then mounts with Mount.
+func (m *Manager) MountShown(volume, id string, dev, ino uint64) (path string, ok bool) {
+	m.mu.Lock()
+	v := m.views[volume]
+	m.mu.Unlock()
+	if v == nil {
+		return "", false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gone || v.path == "" || v.dev != dev || v.ino != ino {
+		return "", false
+	}
+	v.ids[id]++
+	v.n++
+	return v.path, true
+}
+
 // Counted takes n mounts of volume by id that an earlier life of the
 // plugin counted: its views went when this manager opened, but the counts
 // did not, and an Unmount of one of those mounts must not detach a view
