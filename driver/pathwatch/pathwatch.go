@@ -57,15 +57,17 @@ type Watcher struct {
 	fd      int
 	root    int    // the root's descriptor, owned by the caller
 	rootDev uint64 // the root's file system
-	// gen counts drains of the queue. A Watch records it before it places
-	// its watches; what a check found after it holds while no event is
-	// queued and no drain has happened since.
+	// gen counts drains of the queue, twice each: it is odd while a drain
+	// reads. A Watch records it before it places its watches; what a check
+	// found after it holds while no event is queued and gen is the same
+	// even number.
 	gen     atomic.Uint64
 	drainMu sync.Mutex // one drain at a time
 
 	mu      sync.Mutex           // guards watches, dirs, their counts and closed
 	watches map[int32]*watchRef  // by watch descriptor
 	dirs    map[string]*dirWatch // the latest found of each parent directory, by path
+	open    map[*dirWatch]bool   // every dirWatch a Set holds, latest or not
 	closed  bool                 // its descriptors are closed (and their numbers may be reused)
 }
 
@@ -111,8 +113,8 @@ func Open(root int) (*Watcher, error) {
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
 	w := &Watcher{fd: fd, root: root, rootDev: st.Dev,
-		watches: make(map[int32]*watchRef), dirs: make(map[string]*dirWatch)}
-	w.gen.Store(1)
+		watches: make(map[int32]*watchRef), dirs: make(map[string]*dirWatch), open: make(map[*dirWatch]bool)}
+	w.gen.Store(2)
 	return w, nil
 }
 
@@ -120,8 +122,11 @@ func Open(root int) (*Watcher, error) {
 func (w *Watcher) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
 	w.closed = true
-	for _, d := range w.dirs {
+	for d := range w.open {
 		_ = unix.Close(d.fd)
 	}
 	return unix.Close(w.fd)
@@ -143,49 +148,57 @@ func Local(fd int) bool {
 }
 
 // Unchanged tells whether nothing watched has changed since generation
-// gen: no event waits in the queue, and none was drained since. The queue
-// is read before the generation, and a drain moves the generation on
-// before it reads: an event read by a drain that this call did not see in
-// the queue has moved the generation on by the time it is loaded.
+// gen: no event waits in the queue, none was drained since, and gen was
+// not taken while a drain read. The queue is read before the generation,
+// and a drain moves the generation on before it reads: an event read by a
+// drain that this call did not see in the queue has moved the generation
+// on by the time it is loaded. A generation taken while a drain reads is
+// odd and never holds, since that drain may go on to read the event of a
+// change made after it was taken; the drain's second step moves the
+// generation on after its last read.
 func (w *Watcher) Unchanged(gen uint64) bool {
 	n, err := unix.IoctlGetInt(w.fd, unix.TIOCINQ) // FIONREAD, by its name for terminals
 	if err != nil || n > 0 {
 		w.drain()
 		return false
 	}
-	return w.gen.Load() == gen
+	return gen%2 == 0 && w.gen.Load() == gen
 }
 
-// drain empties the queue. It moves the generation on before reading, and
-// again after a queue that overflowed: the events lost to the overflow
-// happened before the read ended, so a Watch that recorded the generation
-// in between may have missed them.
+// drain empties the queue, moving the generation on before it reads and
+// again after (which also covers the events a full queue lost: they
+// happened before the read ended).
 func (w *Watcher) drain() {
 	w.drainMu.Lock()
 	defer w.drainMu.Unlock()
 	w.gen.Add(1)
+	defer w.gen.Add(1)
+	w.readEvents()
+}
+
+// readEvents reads the queue until it is empty, forgetting the watches
+// the kernel dropped. drainMu is held.
+func (w *Watcher) readEvents() {
 	var buf [4096]byte
-	overflow := false
 	for {
 		n, err := unix.Read(w.fd, buf[:])
 		if err != nil || n <= 0 {
 			break
 		}
+		testHookRead()
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			switch {
-			case ev.Mask&unix.IN_Q_OVERFLOW != 0:
-				overflow = true
-			case ev.Mask&unix.IN_IGNORED != 0:
+			if ev.Mask&unix.IN_IGNORED != 0 {
 				w.dropped(ev.Wd)
 			}
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 		}
 	}
-	if overflow {
-		w.gen.Add(1)
-	}
 }
+
+// testHookRead runs after each read of a drain: a test makes changes
+// there that the drain then reads.
+var testHookRead = func() {}
 
 // dropped forgets a watch the kernel removed (its directory was deleted,
 // or its file system unmounted).
@@ -256,8 +269,9 @@ func (w *Watcher) unchangedParent(s *Set, comps []string) *dirWatch {
 		if d == nil {
 			continue
 		}
-		// Unchanged since before d was found, so since before this Watch
-		// began (s.Gen is d.gen): d is the directory at its path now.
+		// Unchanged since before d was found: d is the directory at its
+		// path now, and a change from here on queues an event that voids
+		// s too.
 		if w.Unchanged(d.gen) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -285,6 +299,7 @@ func (w *Watcher) keep(s *Set, p string, fd int) {
 		r.refs++ // the chain's own hold, given back when d goes
 	}
 	w.dirs[p] = d
+	w.open[d] = true
 	s.dirs = append(s.dirs, d)
 }
 
@@ -350,6 +365,7 @@ func (w *Watcher) letGo(d *dirWatch) {
 	if w.dirs[d.path] == d {
 		delete(w.dirs, d.path)
 	}
+	delete(w.open, d)
 	_ = unix.Close(d.fd)
 	w.unref(d.chain)
 }

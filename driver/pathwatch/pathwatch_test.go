@@ -179,6 +179,70 @@ func TestOverflow(t *testing.T) {
 	}
 }
 
+// TestWatchDuringDrain: a Watch made while a drain reads the queue is
+// not taken for unchanged after a change that the same drain then reads:
+// neither while that drain still reads nor after it.
+func TestWatchDuringDrain(t *testing.T) {
+	root, w := testTree(t)
+	_, s0 := watch(t, w, "a/b/c")
+	must(t, os.Mkdir(filepath.Join(root, "a/b/other"), 0o755)) // an event to drain
+	var s1 *Set
+	reads := 0
+	testHookRead = func() {
+		switch reads++; reads {
+		case 1: // the first event read: a Watch, then a change after it
+			var err error
+			if s1, err = w.Watch("a/b/c"); err != nil {
+				t.Error(err)
+				return
+			}
+			must(t, os.Rename(filepath.Join(root, "a/b"), filepath.Join(root, "a/b.real")))
+			must(t, os.Symlink("b.real", filepath.Join(root, "a/b")))
+		case 2: // the change's events read, the queue empty, the drain not over
+			if s1 != nil && w.Unchanged(s1.Gen) {
+				t.Error("a Watch made while a drain read was taken for unchanged, while the drain read, after a/b became a symlink")
+			}
+		}
+	}
+	t.Cleanup(func() { testHookRead = func() {} })
+	if w.Unchanged(s0.Gen) {
+		t.Fatal("the first change was not seen")
+	}
+	if s1 == nil {
+		t.Fatal("the drain did not run the hook")
+	}
+	if w.Unchanged(s1.Gen) {
+		t.Fatal("a Watch made while a drain read was taken for unchanged after a/b became a symlink")
+	}
+}
+
+// TestCloseClosesAll: Close closes the descriptors of every parent a Set
+// holds, also of one a later Watch found again.
+func TestCloseClosesAll(t *testing.T) {
+	root, w := testTree(t)
+	_, s0 := watch(t, w, "a/b/c")
+	must(t, os.Mkdir(filepath.Join(root, "a/other"), 0o755))
+	if w.Unchanged(s0.Gen) {
+		t.Fatal("the change was not seen")
+	}
+	_, s1 := watch(t, w, "a/b/c") // finds a and a/b again
+	var fds []int
+	for _, s := range []*Set{s0, s1} {
+		for _, d := range s.dirs {
+			fds = append(fds, d.fd)
+		}
+	}
+	if len(fds) != 4 {
+		t.Fatalf("%d parents held, want 4 (a and a/b, twice)", len(fds))
+	}
+	must(t, w.Close())
+	for _, fd := range fds {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			t.Errorf("descriptor %d of a parent is open after Close", fd)
+		}
+	}
+}
+
 // TestRelease: watches are counted per directory: releasing one path
 // keeps the directories another still needs watched, and releasing both
 // drops every watch.
