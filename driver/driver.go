@@ -421,7 +421,7 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		return nil, err
 	}
 	defer atomic.AddInt32(&v.pins, -1)
-	mp, err := d.checkAndMount(v, r.ID)
+	mp, checked, err := d.checkAndMount(v, r.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -431,18 +431,19 @@ func (d *Driver) Mount(r *volume.MountRequest) (*volume.MountResponse, error) {
 		return nil, err
 	}
 	if d.debug() {
-		d.callLog(r.Name, r.ID).WithFields(logrus.Fields{"mounts": d.mounts.Count(r.Name), "mountpoint": mp}).Debug("mounted")
+		d.callLog(r.Name, r.ID).WithFields(logrus.Fields{"mounts": d.mounts.Count(r.Name), "mountpoint": mp, "path_checked": checked}).Debug("mounted")
 	}
 	return &volume.MountResponse{Mountpoint: mp}, nil
 }
 
 // checkAndMount checks the volume's directory (making it when it is
 // missing) and mounts its view for id, or counts id on a view whose path
-// is known not to have changed since it was last checked.
-func (d *Driver) checkAndMount(v *entry, id string) (string, error) {
+// is known not to have changed since it was last checked (checked is
+// false then).
+func (d *Driver) checkAndMount(v *entry, id string) (mp string, checked bool, err error) {
 	if d.watcher != nil {
 		if mp, ok := d.mountUnchanged(v, id); ok {
-			return mp, nil
+			return mp, false, nil
 		}
 	}
 	watches := d.watchPath(v)
@@ -451,18 +452,18 @@ func (d *Driver) checkAndMount(v *entry, id string) (string, error) {
 	if err != nil {
 		d.watcher.Release(watches)
 		d.callLog(v.Name, id).WithError(err).Warn("mount refused")
-		return "", err
+		return "", true, err
 	}
 	dir := view.Dir{FD: fd, Dev: st.Dev, Ino: st.Ino}
-	mp, err := d.mountView(v, id, dir)
+	mp, err = d.mountView(v, id, dir)
 	_ = unix.Close(fd)
 	if err != nil {
 		d.watcher.Release(watches)
 		d.callLog(v.Name, id).WithError(err).Error("mount failed: no view")
-		return "", err
+		return "", true, err
 	}
 	d.rememberCheck(v, watches, dir)
-	return mp, nil
+	return mp, true, nil
 }
 
 // pin finds the volume name for a Mount and pins it: until the Mount

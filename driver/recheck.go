@@ -31,9 +31,11 @@ func (d *Driver) watchPath(v *entry) *pathwatch.Set {
 	}
 	s, err := d.watcher.Watch(v.dir)
 	if err != nil {
-		d.noWatch.Do(func() {
-			d.log.WithError(err).WithField("volume", v.Name).Info("the path of a mounted volume cannot be watched: Mounts of it check the path every time")
-		})
+		// Once at info, for the operator; then at debug, since a path that
+		// is being changed fails here as often as it is mounted.
+		level := logrus.DebugLevel
+		d.noWatch.Do(func() { level = logrus.InfoLevel })
+		d.log.WithError(err).WithField("volume", v.Name).Log(level, "the path of a mounted volume cannot be watched: this Mount checks it")
 		return nil
 	}
 	return s

@@ -129,6 +129,48 @@ var viewCases = []testCase{
 		wantNoViews(t, e, "after both containers")
 		e.wantMounts(t, "e2erep_data", 0)
 	}},
+	{"PathWatchedWhileMounted", func(t *testing.T, e *env) {
+		// Containers that start beside a running one mount its volume
+		// again: from the third Mount on, the plugin skips the check of
+		// the path while nothing on it changed. A symlink an operator (or
+		// a container holding the app's directory) puts on the path is
+		// still refused at the next Mount.
+		e.mustCreate(t, "e2ewatch_data")
+		app := e.host("app_data/e2ewatch")
+		t.Cleanup(func() { os.RemoveAll(app); os.RemoveAll(app + ".real") })
+		running := e.sleeper(t, "-v", "e2ewatch_data:/v")
+		mark := e.logMark()
+		for range 2 {
+			e.run(t, "-v", "e2ewatch_data:/v", image, "true")
+		}
+		if log := e.pluginLog()[mark:]; !strings.Contains(log, "path_checked=false") {
+			e.logCalls(t, "two containers beside a running one", mark)
+			t.Errorf("no Mount of the mounted volume skipped the check of its unchanged path")
+		}
+		if err := os.Rename(app, app+".real"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("e2ewatch.real", app); err != nil {
+			t.Fatal(err)
+		}
+		out, err := docker("run", "--rm", "-v", "e2ewatch_data:/v", image, "true")
+		if err == nil || !strings.Contains(out, "is a symlink") {
+			t.Errorf("a container started with the app's directory a symlink: %v %s", err, out)
+		}
+		if err := os.Remove(app); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(app+".real", app); err != nil {
+			t.Fatal(err)
+		}
+		e.run(t, "-v", "e2ewatch_data:/v", image, "sh", "-c", "echo after > /v/after")
+		if got := readFile(t, e.host("app_data/e2ewatch/data/after")); got != "after\n" {
+			t.Errorf("the write after the path was put back, on disk: %q", got)
+		}
+		mustDocker(t, "rm", "-f", running)
+		wantNoViews(t, e, "after the containers")
+		e.wantMounts(t, "e2ewatch_data", 0)
+	}},
 	{"AccessReadOnly", func(t *testing.T, e *env) {
 		e.mustCreate(t, "docs-rw", "shared=documents")
 		e.mustCreate(t, "docs-ro", "shared=documents", "access=ro")

@@ -157,12 +157,21 @@ func Local(fd int) bool {
 // change made after it was taken; the drain's second step moves the
 // generation on after its last read.
 func (w *Watcher) Unchanged(gen uint64) bool {
-	n, err := unix.IoctlGetInt(w.fd, unix.TIOCINQ) // FIONREAD, by its name for terminals
-	if err != nil || n > 0 {
-		w.drain()
+	if w.drainQueued() {
 		return false
 	}
 	return gen%2 == 0 && w.gen.Load() == gen
+}
+
+// drainQueued drains the queue when an event waits in it (or its length
+// cannot be read), and tells whether it did.
+func (w *Watcher) drainQueued() bool {
+	n, err := unix.IoctlGetInt(w.fd, unix.TIOCINQ) // FIONREAD, by its name for terminals
+	if err != nil || n > 0 {
+		w.drain()
+		return true
+	}
+	return false
 }
 
 // drain empties the queue, moving the generation on before it reads and
@@ -222,6 +231,9 @@ func (w *Watcher) Watch(rel string) (s *Set, err error) {
 	if closed {
 		return nil, errors.New("the watcher is closed")
 	}
+	// Events already queued are older than anything this Watch finds:
+	// drained first, they void no check made under it.
+	w.drainQueued()
 	s = &Set{Gen: w.gen.Load()}
 	defer func() {
 		if err != nil {

@@ -216,6 +216,21 @@ func TestWatchDuringDrain(t *testing.T) {
 	}
 }
 
+// TestEventsBeforeWatch: events queued before a Watch (here of a change
+// beside its path, and of the end of another path's watches) do not void
+// the check made under it.
+func TestEventsBeforeWatch(t *testing.T) {
+	root, w := testTree(t)
+	_, s0 := watch(t, w, "a/b/c")
+	must(t, os.Mkdir(filepath.Join(root, "a/b/d"), 0o755))
+	w.Release(s0)
+	s1, err := w.Watch("a/b/d")
+	must(t, err)
+	if !w.Unchanged(s1.Gen) {
+		t.Fatal("events older than the Watch voided it")
+	}
+}
+
 // TestCloseClosesAll: Close closes the descriptors of every parent a Set
 // holds, also of one a later Watch found again.
 func TestCloseClosesAll(t *testing.T) {
