@@ -336,15 +336,12 @@ func (m *Manager) Mount(volume, id string, d Dir, a Attrs) (path string, replace
 // made and shows the directory dev, ino. ok is false, and nothing is
 // counted, when it does not: the caller then mounts with Mount.
 func (m *Manager) MountShown(volume, id string, dev, ino uint64) (path string, ok bool) {
-	m.mu.Lock()
-	v := m.views[volume]
-	m.mu.Unlock()
+	v := m.existing(volume)
 	if v == nil {
 		return "", false
 	}
-	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.gone || v.path == "" || v.dev != dev || v.ino != ino {
+	if v.path == "" || v.dev != dev || v.ino != ino {
 		return "", false
 	}
 	v.ids[id]++
@@ -381,6 +378,22 @@ func (m *Manager) viewOf(volume string) *view {
 		}
 		v.mu.Unlock()
 	}
+}
+
+// existing returns volume's view, locked, or nil when it has none.
+func (m *Manager) existing(volume string) *view {
+	m.mu.Lock()
+	v := m.views[volume]
+	m.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	v.mu.Lock()
+	if v.gone {
+		v.mu.Unlock()
+		return nil
+	}
+	return v
 }
 
 // dropIfUnused takes v, locked, out of the views when it has no mounts.
@@ -433,15 +446,12 @@ func (m *Manager) make(volume string, dirfd int, a Attrs) (string, *Map, error) 
 // Unmount uncounts one mount of volume by id; the last mount of the volume
 // detaches its view. It reports whether the mount was known.
 func (m *Manager) Unmount(volume, id string) (bool, error) {
-	m.mu.Lock()
-	v := m.views[volume]
-	m.mu.Unlock()
+	v := m.existing(volume)
 	if v == nil {
 		return false, nil
 	}
-	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.gone || v.ids[id] == 0 {
+	if v.ids[id] == 0 {
 		return false, nil
 	}
 	if v.n == 1 && v.path != "" {
@@ -482,17 +492,11 @@ func (m *Manager) Forget(volume string) error {
 
 // Live is the number of mounts of volume through its view.
 func (m *Manager) Live(volume string) int {
-	m.mu.Lock()
-	v := m.views[volume]
-	m.mu.Unlock()
+	v := m.existing(volume)
 	if v == nil {
 		return 0
 	}
-	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.gone {
-		return 0
-	}
 	return v.n
 }
 
