@@ -138,6 +138,19 @@ func (l *logFile) Close() error {
 	return errors.Join(err, l.f.Close())
 }
 
+// discard unmaps and closes a log that a rewrite replaced: its name is the
+// new log's now, so its room is not given back first, and nothing it holds
+// is read again.
+func (l *logFile) discard() {
+	if l.ahead != nil {
+		l.ahead.stop()
+	}
+	if l.mem != nil {
+		_ = unix.Munmap(l.mem)
+	}
+	_ = l.f.Close()
+}
+
 // prefaulter makes the pages of a mapped log ready for writing ahead of
 // its text, by madvise(MADV_POPULATE_WRITE): the fault a write would take,
 // without writing. Beyond the first window, which is made ready as the

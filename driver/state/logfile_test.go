@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -48,6 +49,54 @@ func TestMountLogMappedRoom(t *testing.T) {
 	if b := readFile(t, path); !bytes.Equal(b, text) {
 		t.Fatalf("log after a clean stop = %q, want its text %q", b, text)
 	}
+}
+
+// A rewrite lets go of the log it replaced without holding up the calls:
+// by the time Close returns, no descriptor or mapping of a replaced log is
+// left, and the log holds what was counted.
+func TestMountLogRewritesLetGoOfReplaced(t *testing.T) {
+	dir := t.TempDir()
+	m := openMapped(t, dir)
+	for i := range 5 {
+		mustMount(t, m, [2]string{"a", fmt.Sprint(i)})
+		m.mu.Lock()
+		err := m.compact()
+		m.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if held := heldFiles(t, filepath.Join(dir, mountLogName)); len(held) > 0 {
+		t.Fatalf("after Close the process still holds %q", held)
+	}
+	c := openMounts(t, dir, "boot")
+	defer c.Close()
+	wantCounts(t, c, map[string]int{"a": 5})
+}
+
+// heldFiles lists what this process holds open or mapped whose name
+// starts with path (a replaced log is "path (deleted)").
+func heldFiles(t *testing.T, path string) []string {
+	t.Helper()
+	var held []string
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, path) {
+			held = append(held, "fd "+target)
+		}
+	}
+	for line := range strings.Lines(string(readFile(t, "/proc/self/maps"))) {
+		if i := strings.Index(line, path); i >= 0 {
+			held = append(held, "mapping "+strings.TrimSpace(line[i:]))
+		}
+	}
+	return held
 }
 
 // The pages of the room just beyond the text are made ready for writing,
@@ -311,5 +360,29 @@ func BenchmarkMountLog(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkMountLogRewrite is the rewrite of a log holding 1,000 live
+// pairs, as it holds up the Mount or Unmount that starts it (and every
+// other that waits for the lock meanwhile).
+func BenchmarkMountLogRewrite(b *testing.B) {
+	m, err := OpenMounts(b.TempDir(), "boot", quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for i := range 1000 {
+		if err := m.Mount(fmt.Sprintf("v%05d_data", i), fmt.Sprintf("%064x", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		m.mu.Lock()
+		err := m.compact()
+		m.mu.Unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }

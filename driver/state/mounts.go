@@ -57,6 +57,7 @@ type Mounts struct {
 	live   int                         // (volume, ID) pairs with a count
 	lines  int                         // entries in the log file
 	out    *logFile                    // the log, open for appending
+	old    sync.WaitGroup              // logs replaced by a rewrite, still being let go of
 	line   []byte                      // the entry being appended, reused
 	log    logrus.FieldLogger
 }
@@ -262,7 +263,9 @@ func (m *Mounts) compact() error {
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	w := bufio.NewWriter(f)
+	// One write for a snapshot of about 600 pairs: the rewrite holds the
+	// lock that every Mount and Unmount waits for.
+	w := bufio.NewWriterSize(f, snapshotBuffer)
 	err = json.NewEncoder(w).Encode(mountHeader{BootID: m.bootID, Engine: m.gen})
 	var line []byte
 	for v, ids := range m.counts {
@@ -294,17 +297,24 @@ func (m *Mounts) compact() error {
 	if err != nil {
 		return err
 	}
-	if m.out != nil {
-		m.out.Close()
+	if old := m.out; old != nil {
+		// Unmapping the replaced log and closing it, which frees its
+		// blocks, took as long as the rest of the rewrite: it is done
+		// without the lock.
+		m.old.Go(old.discard)
 	}
 	m.out, m.lines = out, m.live
 	return nil
 }
 
-// Close closes the log.
+// snapshotBuffer is the write buffer of a rewrite.
+const snapshotBuffer = 64 << 10
+
+// Close closes the log, once the logs that rewrites replaced are let go of.
 func (m *Mounts) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.old.Wait()
 	return m.out.Close()
 }
 
