@@ -77,26 +77,39 @@ func (u *usageRefresher) stop() {
 
 // status is the usage part of the Status of a volume whose directory is
 // dir.
-func (u *usageRefresher) status(dir string) map[string]any {
+func (u *usageRefresher) status(dir string) any {
 	if u == nil {
-		return map[string]any{"measured": false}
+		return notMeasured{}
 	}
 	u.mu.RLock()
 	m, ok := u.measured[dir]
 	u.mu.RUnlock()
 	if !ok || m.at.IsZero() {
-		return map[string]any{"measured": false}
+		return notMeasured{}
 	}
-	s := map[string]any{
-		"bytes":          m.Bytes,
-		"apparent_bytes": m.ApparentBytes,
-		"files":          m.Files,
-		"measured_at":    m.at.UTC().Format(time.RFC3339),
+	return &measuredStatus{
+		ApparentBytes: m.ApparentBytes,
+		Bytes:         m.Bytes,
+		Files:         m.Files,
+		MeasuredAt:    m.at.UTC().Format(time.RFC3339),
+		Unreadable:    m.unreadable,
 	}
-	if m.unreadable > 0 {
-		s["unreadable"] = m.unreadable
-	}
-	return s
+}
+
+// measuredStatus and notMeasured are what Status shows as usage, as a map
+// of these keys would show it (in the order of its sorted keys): structs,
+// because Get builds one at every call, and a map costs it several
+// allocations more.
+type measuredStatus struct {
+	ApparentBytes int64  `json:"apparent_bytes"`
+	Bytes         int64  `json:"bytes"`
+	Files         int64  `json:"files"`
+	MeasuredAt    string `json:"measured_at"`
+	Unreadable    int64  `json:"unreadable,omitempty"`
+}
+
+type notMeasured struct {
+	Measured bool `json:"measured"` // always false
 }
 
 func (u *usageRefresher) run(ctx context.Context) {

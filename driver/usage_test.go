@@ -205,3 +205,27 @@ func TestUsageWalkHoldsNoLock(t *testing.T) {
 		t.Fatal("Close during a walk did not return in 20s")
 	}
 }
+
+// The usage in Status is encoded byte for byte as the map of its keys
+// that earlier releases answered.
+func TestUsageStatusJSON(t *testing.T) {
+	for _, c := range []struct {
+		got  any
+		want map[string]any
+	}{
+		{notMeasured{}, map[string]any{"measured": false}},
+		{&measuredStatus{ApparentBytes: 5000, Bytes: 8192, Files: 3, MeasuredAt: "2026-12-04T12:00:00Z"},
+			map[string]any{"apparent_bytes": 5000, "bytes": 8192, "files": 3, "measured_at": "2026-12-04T12:00:00Z"}},
+		{&measuredStatus{ApparentBytes: 1, Bytes: 2, Files: 3, MeasuredAt: "2026-12-04T12:00:00Z", Unreadable: 4},
+			map[string]any{"apparent_bytes": 1, "bytes": 2, "files": 3, "measured_at": "2026-12-04T12:00:00Z", "unreadable": 4}},
+	} {
+		got, err := json.Marshal(c.got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(c.want)
+		if string(got) != string(want) {
+			t.Errorf("usage status encodes as %s, want %s", got, want)
+		}
+	}
+}
