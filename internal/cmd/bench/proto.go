@@ -198,6 +198,29 @@ func waitIdle(s *server) {
 	fmt.Fprintf(os.Stderr, "bench: %s still busy after a minute; measuring anyway\n", s.name)
 }
 
+// waitMeasured waits (at most 2 minutes) until a Get of volume name shows
+// its disk usage measured, unless env turns the measuring off. The daemon
+// measures every volume a minute after it starts and then once a day (see
+// --usage-interval): without the wait, that walk would fall on whichever
+// slice runs then, and Get would answer without the usage that the floor's
+// answer has, for the first minute only.
+func waitMeasured(s *server, env []string, name string) {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "USAGE_INTERVAL="); ok {
+			if d, err := time.ParseDuration(v); v == "0" || err == nil && d == 0 {
+				return
+			}
+		}
+	}
+	body := mustJSON(volume.GetRequest{Name: name})
+	for start := time.Now(); time.Since(start) < 2*time.Minute; time.Sleep(time.Second) {
+		if out, err := s.call("/VolumeDriver.Get", body); err == nil && bytes.Contains(out, []byte(`"measured_at"`)) {
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s measured no disk usage in 2 minutes; measuring anyway\n", s.name)
+}
+
 // timed times one call and checks that the answer has want in it.
 func timed(s *server, method string, body []byte, buf *bytes.Buffer, want []byte) (time.Duration, error) {
 	start := time.Now()
@@ -293,6 +316,7 @@ func protocol(c config, tmp string, stops *cleanups) {
 	fileFloor := startFileFloor(dir, root, c.n+views, stops)
 	checkShapes(root, c.n+views, portal, floor)
 
+	waitMeasured(portal, c.env, volumeName(0))
 	waitIdle(portal)
 
 	// Every call is timed alone, as dockerd sends it: a Mount with the
