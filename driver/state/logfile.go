@@ -125,30 +125,27 @@ func (l *logFile) store(line []byte) (err error) {
 // Close unmaps and closes the log, and gives back its room: a log that a
 // clean stop left is text alone, as an earlier release wrote it and reads
 // it.
-func (l *logFile) Close() error {
+func (l *logFile) Close() error { return l.close(true) }
+
+// discard unmaps and closes a log that a rewrite replaced: its name is the
+// new log's now, so its room is not given back first, and nothing it holds
+// is read again.
+func (l *logFile) discard() { _ = l.close(false) }
+
+func (l *logFile) close(giveBackRoom bool) error {
 	var err error
 	if l.ahead != nil {
 		l.ahead.stop()
 		l.ahead = nil
 	}
 	if l.mem != nil {
-		err = errors.Join(unix.Munmap(l.mem), l.f.Truncate(l.off))
+		err = unix.Munmap(l.mem)
+		if giveBackRoom {
+			err = errors.Join(err, l.f.Truncate(l.off))
+		}
 		l.mem = nil
 	}
 	return errors.Join(err, l.f.Close())
-}
-
-// discard unmaps and closes a log that a rewrite replaced: its name is the
-// new log's now, so its room is not given back first, and nothing it holds
-// is read again.
-func (l *logFile) discard() {
-	if l.ahead != nil {
-		l.ahead.stop()
-	}
-	if l.mem != nil {
-		_ = unix.Munmap(l.mem)
-	}
-	_ = l.f.Close()
 }
 
 // prefaulter makes the pages of a mapped log ready for writing ahead of

@@ -207,7 +207,7 @@ func waitIdle(s *server) {
 func waitMeasured(s *server, env []string, name string) {
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "USAGE_INTERVAL="); ok {
-			if d, err := time.ParseDuration(v); v == "0" || err == nil && d == 0 {
+			if d, err := time.ParseDuration(v); err == nil && d == 0 {
 				return
 			}
 		}
